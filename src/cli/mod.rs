@@ -1,0 +1,166 @@
+//! The command line (DESIGN §1): clap definitions, the global options, logging set-up,
+//! and the one place errors are printed and mapped to exit codes. Each subcommand lives
+//! in its own file with its `Args` struct and `run`.
+
+mod check;
+mod inject;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use camino::Utf8PathBuf;
+use clap::{Parser, Subcommand};
+
+use crate::config::{CONFIG_ENV, Config};
+use crate::error::Error;
+
+/// Exit statuses (DESIGN §1), documented in `--help` and the README.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// The job failed, or problems were found.
+    Failed = 1,
+    /// Usage error.
+    Usage = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+const AFTER_HELP: &str = "\
+Hook mode: `phx-hook <vmid> <phase>` is how Proxmox VE runs the hookscript
+(register it with `qm set <vmid> --hookscript local:snippets/phx-hook`).
+
+Examples:
+  phx-hook check                 validate the config, the vault and every manifest
+  phx-hook inject 101 --dry-run  show what guest 101 would receive (no values)
+
+Exit status: 0 success, 1 the job failed or problems were found, 2 usage error.";
+
+/// Deliver secrets from an OpenPGP-encrypted vault into Proxmox VE guests.
+#[derive(Parser, Debug)]
+#[command(name = "phx-hook", version, about, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Hook mode: the guest id Proxmox passes.
+    #[arg(value_name = "VMID")]
+    vmid: Option<String>,
+
+    /// Hook mode: the phase Proxmox passes (pre-start, post-start, pre-stop, post-stop).
+    #[arg(value_name = "PHASE")]
+    phase: Option<String>,
+}
+
+/// Options every command takes.
+#[derive(clap::Args, Debug)]
+struct Global {
+    /// Config file (default: $PHX_HOOK_CONFIG, /etc/pve/phx-hook/phx-hook.yaml, /etc/phx-hook/phx-hook.yaml).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<Utf8PathBuf>,
+
+    /// More log output (repeat for more); RUST_LOG also works.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate the config, the vault and manifests; exit 1 if anything is wrong.
+    Check(check::CheckArgs),
+    /// Deliver a guest's secrets now (with --dry-run: show the plan only).
+    Inject(inject::InjectArgs),
+}
+
+/// What every command gets.
+pub(crate) struct Context {
+    pub(crate) config: Config,
+}
+
+/// Run phx-hook with `args` (including argv[0]) and return the exit status.
+pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { Exit::Usage.into() } else { Exit::Ok.into() };
+        }
+    };
+    init_logging(&cli.global);
+    if let Err(e) = crate::hardening::harden() {
+        print_error(&Error::Other(e));
+        return Exit::Failed.into();
+    }
+    match dispatch(cli) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            print_error(&e);
+            Exit::Failed.into()
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<Exit, Error> {
+    let Some(command) = cli.command else {
+        return match (cli.vmid, cli.phase) {
+            (Some(vmid), Some(_phase)) => Err(Error::Other(format!(
+                "hook mode for guest {vmid} is not available in this version (run `phx-hook check {vmid}`)"
+            ))),
+            _ => {
+                eprintln!("error: no command given\n\nUsage: phx-hook <COMMAND> or phx-hook <VMID> <PHASE>\n\nFor more information, try '--help'.");
+                Ok(Exit::Usage)
+            }
+        };
+    };
+    let env = std::env::var(CONFIG_ENV).ok();
+    let config = Config::discover(cli.global.config.as_deref(), env.as_deref())?;
+    let ctx = Context { config };
+    match command {
+        Command::Check(args) => check::run(args, &ctx),
+        Command::Inject(args) => inject::run(args, &ctx),
+    }
+}
+
+fn init_logging(g: &Global) {
+    let level = match (g.quiet, g.verbose) {
+        (true, _) => log::LevelFilter::Error,
+        (_, 0) => log::LevelFilter::Warn,
+        (_, 1) => log::LevelFilter::Info,
+        (_, 2) => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    let mut b = env_logger::Builder::new();
+    b.filter_level(level);
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        b.parse_filters(&spec);
+    }
+    // rPGP's debug output describes packets and keys; nothing below warn is useful to an
+    // administrator, and a log must never be a place key material could reach.
+    b.filter_module("pgp", log::LevelFilter::Warn);
+    b.format(|buf, rec| writeln!(buf, "phx-hook: {}: {}", rec.level().as_str().to_lowercase(), rec.args()));
+    let _ = b.try_init();
+}
+
+/// Print an error (and its hint) on stderr, one `error:` line per problem.
+pub(crate) fn print_error(e: &Error) {
+    let mut err = std::io::stderr().lock();
+    for line in e.to_string().lines() {
+        let _ = writeln!(err, "error: {line}");
+    }
+    if let Some(h) = e.hint() {
+        let _ = writeln!(err, "hint: {h}");
+    }
+}

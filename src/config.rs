@@ -1,0 +1,366 @@
+//! The host configuration (DESIGN §2.1): where the vault, key and manifests are, the
+//! signature policy, and how to reach Proxmox. Every field has a default, so a host with
+//! no config file works with the standard paths. Unknown keys are errors that name the
+//! key and its line: a typo in a security setting must never be ignored.
+
+use std::time::Duration;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::input::{self, InputError, Place, Trust};
+
+/// Where the config is looked for when neither `--config` nor `$PHX_HOOK_CONFIG` is set.
+pub const SEARCH_PATH: [&str; 2] = ["/etc/pve/phx-hook/phx-hook.yaml", "/etc/phx-hook/phx-hook.yaml"];
+
+/// The environment variable naming the config file.
+pub const CONFIG_ENV: &str = "PHX_HOOK_CONFIG";
+
+/// The checked host configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from; `None` when no file exists and defaults apply.
+    pub source: Option<Utf8PathBuf>,
+    /// The encrypted vault.
+    pub vault: Utf8PathBuf,
+    /// The host's OpenPGP secret key(s), armored or binary.
+    pub key: Utf8PathBuf,
+    /// A file holding the host key's passphrase, if it has one.
+    pub key_passphrase_file: Option<Utf8PathBuf>,
+    /// The directory of `<vmid>.yaml` manifests.
+    pub manifests: Utf8PathBuf,
+    /// The audit log (JSON lines).
+    pub audit_log: Utf8PathBuf,
+    /// Fingerprints (upper-case hex) of the keys allowed to sign the vault; empty means
+    /// an unsigned vault is accepted.
+    pub signers: Vec<String>,
+    /// Public keys (armored or binary; several allowed) to check vault signatures with:
+    /// the vault's recipients file. Only keys whose fingerprint is in `signers` count.
+    pub recipients: Utf8PathBuf,
+    /// Accept GnuPG 2.4's OCB-encrypted packets (what gpg 2.4 writes for keys that
+    /// advertise AEAD).
+    pub gnupg_aead: bool,
+    /// How to reach Proxmox.
+    pub pve: Pve,
+    /// Guest agent timing.
+    pub agent: Agent,
+}
+
+/// The `pve:` section.
+#[derive(Clone, Debug)]
+pub struct Pve {
+    /// Root of the guest configs (`qemu-server/<vmid>.conf`, `lxc/<vmid>.conf`).
+    pub config_dir: Utf8PathBuf,
+    /// Where QEMU's guest-agent sockets (`<vmid>.qga`) are.
+    pub qga_socket_dir: Utf8PathBuf,
+    /// Where LXC config locks (`pve-config-<vmid>.lock`) are.
+    pub lock_dir_lxc: Utf8PathBuf,
+    /// The `pct` command.
+    pub pct: String,
+    /// The `lxc-info` command (to find a container's init pid).
+    pub lxc_info: String,
+    /// How files reach containers.
+    pub lxc_transport: LxcTransport,
+}
+
+/// How files reach containers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LxcTransport {
+    /// `pct push` + `pct exec`.
+    Pct,
+    /// Enter the container's namespaces from a forked child.
+    Native,
+}
+
+/// The `agent:` section.
+#[derive(Clone, Debug)]
+pub struct Agent {
+    /// How long delivery waits for a VM's agent after start.
+    pub wait: Duration,
+    /// The bound on each agent command.
+    pub timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: None,
+            vault: "/etc/phx-hook/secrets.json.gpg".into(),
+            key: "/etc/phx-hook/host.key".into(),
+            key_passphrase_file: None,
+            manifests: "/etc/phx-hook/manifests".into(),
+            audit_log: "/var/log/phx-hook/audit.jsonl".into(),
+            signers: Vec::new(),
+            recipients: "/etc/phx-hook/recipients.asc".into(),
+            gnupg_aead: true,
+            pve: Pve {
+                config_dir: "/etc/pve".into(),
+                qga_socket_dir: "/var/run/qemu-server".into(),
+                lock_dir_lxc: "/run/lock/lxc".into(),
+                pct: "pct".into(),
+                lxc_info: "lxc-info".into(),
+                lxc_transport: LxcTransport::Pct,
+            },
+            agent: Agent { wait: Duration::from_secs(300), timeout: Duration::from_secs(10) },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    vault: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+    key_passphrase_file: Option<Spanned<String>>,
+    manifests: Option<Spanned<String>>,
+    audit_log: Option<Spanned<String>>,
+    signers: Option<Vec<Spanned<String>>>,
+    recipients: Option<Spanned<String>>,
+    gnupg_aead: Option<bool>,
+    pve: Option<RawPve>,
+    agent: Option<RawAgent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPve {
+    config_dir: Option<Spanned<String>>,
+    qga_socket_dir: Option<Spanned<String>>,
+    lock_dir_lxc: Option<Spanned<String>>,
+    pct: Option<Spanned<String>>,
+    lxc_info: Option<Spanned<String>>,
+    lxc_transport: Option<LxcTransport>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    wait: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+impl Config {
+    /// Find and load the config: `explicit` (from `--config`), else `$PHX_HOOK_CONFIG`,
+    /// else the first of [`SEARCH_PATH`] that exists, else the defaults. A path that was
+    /// named explicitly must exist.
+    pub fn discover(explicit: Option<&Utf8Path>, env: Option<&str>) -> Result<Config, InputError> {
+        if let Some(path) = explicit {
+            return Config::load(path);
+        }
+        if let Some(path) = env.filter(|p| !p.is_empty()) {
+            return Config::load(Utf8Path::new(path));
+        }
+        for path in SEARCH_PATH {
+            let path = Utf8Path::new(path);
+            if path.exists() {
+                return Config::load(path);
+            }
+        }
+        Ok(Config::default())
+    }
+
+    /// Load and check one config file.
+    pub fn load(path: &Utf8Path) -> Result<Config, InputError> {
+        let text = input::read_text(path, Trust::RootWritable)?;
+        Config::parse(path, &text)
+    }
+
+    /// Check config text; `path` is used in messages and to resolve relative paths
+    /// (relative to the config file's directory).
+    pub fn parse(path: &Utf8Path, text: &str) -> Result<Config, InputError> {
+        // An empty file (or one holding only comments) means "all defaults".
+        let raw: Option<RawConfig> = if text.trim().is_empty() || text.lines().all(is_comment_or_blank) {
+            None
+        } else {
+            Some(input::parse_yaml(path, text)?)
+        };
+        let mut cfg = Config { source: Some(path.to_owned()), ..Config::default() };
+        let Some(raw) = raw else { return Ok(cfg) };
+        let base = path.parent().unwrap_or(Utf8Path::new("/"));
+        let p = |s: Spanned<String>| abs_path(path, base, s);
+
+        let vault_set = raw.vault.is_some();
+        if let Some(v) = raw.vault {
+            cfg.vault = p(v)?;
+        }
+        if let Some(v) = raw.key {
+            cfg.key = p(v)?;
+        }
+        if let Some(v) = raw.key_passphrase_file {
+            cfg.key_passphrase_file = Some(p(v)?);
+        }
+        if let Some(v) = raw.manifests {
+            cfg.manifests = p(v)?;
+        }
+        if let Some(v) = raw.audit_log {
+            cfg.audit_log = p(v)?;
+        }
+        match raw.recipients {
+            Some(v) => cfg.recipients = p(v)?,
+            None if vault_set => {
+                cfg.recipients = cfg.vault.parent().unwrap_or(Utf8Path::new("/")).join("recipients.asc");
+            }
+            None => {}
+        }
+        for s in raw.signers.unwrap_or_default() {
+            let place = Place::of(&s.referenced);
+            let fpr = parse_fingerprint(&s.value).map_err(|m| place.error(path, format!("signers: {m}")))?;
+            if !cfg.signers.contains(&fpr) {
+                cfg.signers.push(fpr);
+            }
+        }
+        if let Some(v) = raw.gnupg_aead {
+            cfg.gnupg_aead = v;
+        }
+        if let Some(pve) = raw.pve {
+            if let Some(v) = pve.config_dir {
+                cfg.pve.config_dir = p(v)?;
+            }
+            if let Some(v) = pve.qga_socket_dir {
+                cfg.pve.qga_socket_dir = p(v)?;
+            }
+            if let Some(v) = pve.lock_dir_lxc {
+                cfg.pve.lock_dir_lxc = p(v)?;
+            }
+            if let Some(v) = pve.pct {
+                cfg.pve.pct = command(path, v)?;
+            }
+            if let Some(v) = pve.lxc_info {
+                cfg.pve.lxc_info = command(path, v)?;
+            }
+            if let Some(v) = pve.lxc_transport {
+                cfg.pve.lxc_transport = v;
+            }
+        }
+        if let Some(agent) = raw.agent {
+            if let Some(v) = agent.wait {
+                cfg.agent.wait = duration(path, "agent.wait", v)?;
+            }
+            if let Some(v) = agent.timeout {
+                cfg.agent.timeout = duration(path, "agent.timeout", v)?;
+                if cfg.agent.timeout.is_zero() {
+                    return Err(InputError::Invalid {
+                        path: path.to_owned(),
+                        line: 0,
+                        column: 0,
+                        message: "agent.timeout must be greater than 0".into(),
+                    });
+                }
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+fn is_comment_or_blank(line: &str) -> bool {
+    let l = line.trim();
+    l.is_empty() || l.starts_with('#') || l == "---"
+}
+
+fn abs_path(file: &Utf8Path, base: &Utf8Path, s: Spanned<String>) -> Result<Utf8PathBuf, InputError> {
+    let place = Place::of(&s.referenced);
+    let v = s.value;
+    if v.is_empty() {
+        return Err(place.error(file, "a path must not be empty"));
+    }
+    if v.contains('\0') || v.contains('\n') {
+        return Err(place.error(file, format!("path `{}` contains a NUL or line break", v.escape_debug())));
+    }
+    let p = Utf8PathBuf::from(v);
+    Ok(if p.is_absolute() { p } else { base.join(p) })
+}
+
+fn command(file: &Utf8Path, s: Spanned<String>) -> Result<String, InputError> {
+    if s.value.trim().is_empty() || s.value.contains('\0') {
+        return Err(Place::of(&s.referenced).error(file, "a command must not be empty"));
+    }
+    Ok(s.value)
+}
+
+fn duration(file: &Utf8Path, name: &str, s: Spanned<String>) -> Result<Duration, InputError> {
+    parse_duration(&s.value).map_err(|m| Place::of(&s.referenced).error(file, format!("{name}: {m}")))
+}
+
+/// Parse a duration such as `300s`, `5m`, `1h`, `500ms` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("`{s}` is not a duration (write e.g. `300s`, `5m`, `1h` or `500ms`)");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let d = match unit.trim() {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" | "min" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
+        _ => return Err(bad()),
+    };
+    if d > Duration::from_secs(24 * 3600) {
+        return Err(format!("`{s}` is longer than a day; a hook must never wait that long"));
+    }
+    Ok(d)
+}
+
+/// Normalise an OpenPGP v4 (40 hex digits) or v6 (64 hex digits) fingerprint: spaces
+/// allowed, `0x` prefix allowed, result upper-case. Short key ids are refused: they can
+/// be forged.
+pub fn parse_fingerprint(s: &str) -> Result<String, String> {
+    let t: String = s.trim().trim_start_matches("0x").chars().filter(|c| *c != ' ').collect();
+    if !t.chars().all(|c| c.is_ascii_hexdigit()) || !(t.len() == 40 || t.len() == 64) {
+        return Err(format!(
+            "`{s}` is not a full OpenPGP fingerprint (40 or 64 hex digits; key ids are not accepted)"
+        ));
+    }
+    Ok(t.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, InputError> {
+        Config::parse(Utf8Path::new("/etc/phx-hook/phx-hook.yaml"), text)
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = parse("# nothing\n").unwrap();
+        assert_eq!(c.vault, "/etc/phx-hook/secrets.json.gpg");
+        assert_eq!(c.agent.wait, Duration::from_secs(300));
+        let c = parse("vault: v/secrets.json.gpg\nagent:\n  wait: 5m\n  timeout: 500ms\npve:\n  lxc_transport: native\n")
+            .unwrap();
+        assert_eq!(c.vault, "/etc/phx-hook/v/secrets.json.gpg");
+        assert_eq!(c.recipients, "/etc/phx-hook/v/recipients.asc");
+        assert_eq!(c.agent.wait, Duration::from_secs(300));
+        assert_eq!(c.agent.timeout, Duration::from_millis(500));
+        assert_eq!(c.pve.lxc_transport, LxcTransport::Native);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = parse("vault: /x\nvalut: /y\n").unwrap_err().to_string();
+        assert!(e.contains("valut"), "{e}");
+        assert!(e.contains(":2:"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("300s").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        for bad in ["", "s", "10x", "-1s", "1.5s", "999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn fingerprints() {
+        let f = parse_fingerprint("0xabcd ef01 2345 6789 ABCD EF01 2345 6789 abcd ef01").unwrap();
+        assert_eq!(f, "ABCDEF0123456789ABCDEF0123456789ABCDEF01");
+        assert!(parse_fingerprint("ABCDEF0123456789").is_err());
+        let e = parse("signers: [\"1234\"]\n").unwrap_err().to_string();
+        assert!(e.contains(":1:") && e.contains("signers"), "{e}");
+    }
+}

@@ -1,0 +1,270 @@
+//! The adapter to rPGP (`pgp` 0.21), the only module that imports it. It wraps the traps
+//! listed in OPENPGP.md §9: several keys in one file (`from_reader_many`, never
+//! `_single`), a wrong passphrase that rPGP reports as a missing key, GnuPG 2.4's OCB
+//! packets (opt-in), signature checks that must try subkeys, and SEIPDv1 read mode left
+//! at `CheckFirst` so no unauthenticated plaintext is ever released.
+
+use std::io::Read;
+
+use pgp::composed::{
+    Deserializable, DecryptionOptions, Esk, Message, SignedPublicKey, SignedSecretKey, TheRing,
+};
+use pgp::types::{KeyDetails, Password, VerifyingKey};
+use zeroize::Zeroizing;
+
+/// The host's secret keys.
+pub(crate) struct HostKeys {
+    keys: Vec<SignedSecretKey>,
+}
+
+/// Why the key file could not be used.
+pub(crate) enum KeyFileError {
+    NoKeys(String),
+    Invalid(String),
+}
+
+impl HostKeys {
+    /// Parse every secret key in `bytes` (armored or binary).
+    pub(crate) fn parse(bytes: &[u8]) -> Result<HostKeys, KeyFileError> {
+        let iter = SignedSecretKey::from_reader_many(bytes)
+            .map_err(|e| KeyFileError::Invalid(e.to_string()))?
+            .0;
+        let mut keys = Vec::new();
+        for k in iter {
+            let k = k.map_err(|e| KeyFileError::Invalid(e.to_string()))?;
+            k.verify_bindings().map_err(|e| {
+                KeyFileError::Invalid(format!("key {} has invalid self-signatures: {e}", fpr(&k.primary_key)))
+            })?;
+            keys.push(k);
+        }
+        if keys.is_empty() {
+            return Err(KeyFileError::NoKeys("no OpenPGP secret key found".into()));
+        }
+        Ok(HostKeys { keys })
+    }
+
+    /// Primary-key fingerprints, upper-case hex.
+    pub(crate) fn fingerprints(&self) -> Vec<String> {
+        self.keys.iter().map(|k| fpr(&k.primary_key)).collect()
+    }
+}
+
+fn fpr(k: &impl KeyDetails) -> String {
+    hex_upper(k.fingerprint().as_bytes())
+}
+
+fn hex_upper(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+/// Public keys to check signatures with.
+pub(crate) struct Certs {
+    certs: Vec<SignedPublicKey>,
+}
+
+impl Certs {
+    /// Parse every certificate in `bytes` (armored or binary); certificates whose
+    /// self-signatures do not verify are skipped (and named in the second value).
+    pub(crate) fn parse(bytes: &[u8]) -> Result<(Certs, Vec<String>), String> {
+        let iter = SignedPublicKey::from_reader_many(bytes).map_err(|e| e.to_string())?.0;
+        let mut certs = Vec::new();
+        let mut bad = Vec::new();
+        for c in iter {
+            let c = c.map_err(|e| e.to_string())?;
+            match c.verify_bindings() {
+                Ok(()) => certs.push(c),
+                Err(_) => bad.push(fpr(&c.primary_key)),
+            }
+        }
+        Ok((Certs { certs }, bad))
+    }
+
+    /// An empty set.
+    pub(crate) fn none() -> Certs {
+        Certs { certs: Vec::new() }
+    }
+
+    fn get(&self, fingerprint: &str) -> Option<&SignedPublicKey> {
+        self.certs.iter().find(|c| fpr(&c.primary_key) == fingerprint)
+    }
+}
+
+/// What decryption found out besides the plaintext.
+pub(crate) struct Decrypted {
+    pub(crate) plaintext: Zeroizing<Vec<u8>>,
+    /// Key ids the message is encrypted to (`0000000000000000` = hidden recipient).
+    pub(crate) recipients: Vec<String>,
+    pub(crate) signature: Signature,
+}
+
+/// The signature status of a decrypted message.
+pub(crate) enum Signature {
+    Unsigned,
+    /// Verified against the certificate with this primary fingerprint.
+    Valid(String),
+    /// Signed, but by none of the candidate keys (or the signature is bad). The issuer
+    /// fingerprints (or key ids) the signatures name.
+    NotVerified(Vec<String>),
+}
+
+/// Why decryption failed. No variant carries plaintext or key material.
+pub(crate) enum DecryptError {
+    NotOpenPgp(String),
+    NotEncrypted,
+    NotForThisKey { recipients: Vec<String> },
+    PassphraseNeeded { key: String },
+    WrongPassphrase { key: String },
+    Tampered,
+    GnupgAeadDisabled,
+    Corrupt(String),
+}
+
+/// Decrypt `ct` with the host keys and, when the message is signed, check the signature
+/// against `signers` (primary fingerprints) looked up in `certs`.
+pub(crate) fn decrypt(
+    keys: &HostKeys,
+    passphrase: Option<&Zeroizing<Vec<u8>>>,
+    ct: &[u8],
+    gnupg_aead: bool,
+    signers: &[String],
+    certs: &Certs,
+) -> Result<Decrypted, DecryptError> {
+    let (msg, _headers) = Message::from_reader(ct).map_err(|e| DecryptError::NotOpenPgp(e.to_string()))?;
+    let recipients = match &msg {
+        Message::Encrypted { esk, .. } => esk
+            .iter()
+            .filter_map(|e| match e {
+                Esk::PublicKeyEncryptedSessionKey(p) => Some(match (p.id(), p.fingerprint()) {
+                    (Ok(id), _) => hex_upper(id.as_ref()),
+                    (_, Ok(Some(f))) => hex_upper(f.as_bytes()),
+                    _ => "0000000000000000".to_string(),
+                }),
+                Esk::SymKeyEncryptedSessionKey(_) => None,
+            })
+            .collect::<Vec<_>>(),
+        _ => return Err(DecryptError::NotEncrypted),
+    };
+
+    let pw = match passphrase {
+        Some(p) => Password::from(p.as_slice()),
+        None => Password::empty(),
+    };
+    let pws: Vec<&Password> = keys.keys.iter().map(|_| &pw).collect();
+    let mut options = DecryptionOptions::new();
+    if gnupg_aead {
+        options = options.enable_gnupg_aead();
+    }
+    let ring = TheRing {
+        secret_keys: keys.keys.iter().collect(),
+        key_passwords: pws,
+        decrypt_options: options,
+        ..Default::default()
+    };
+    let (mut msg, _ring_result) = match msg.decrypt_the_ring(ring, true) {
+        Ok(m) => m,
+        Err(e) => return Err(classify(e, keys, &pw, passphrase.is_some(), ct, &recipients)),
+    };
+    let corrupt = |e: pgp::errors::Error| io_kind(&e).unwrap_or_else(|| DecryptError::Corrupt(e.to_string()));
+    if msg.is_compressed() {
+        msg = msg.decompress().map_err(corrupt)?;
+    }
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(ct.len().saturating_mul(4).min(64 << 20)));
+    msg.read_to_end(&mut plaintext).map_err(|e| corrupt(e.into()))?;
+    let signature = check_signature(&msg, signers, certs);
+    Ok(Decrypted { plaintext, recipients, signature })
+}
+
+fn check_signature(msg: &Message<'_>, signers: &[String], certs: &Certs) -> Signature {
+    let Message::Signed { reader, .. } = msg else { return Signature::Unsigned };
+    let mut issuers = Vec::new();
+    for i in 0..reader.num_signatures() {
+        if let Some(sig) = reader.signature(i) {
+            for f in sig.issuer_fingerprint() {
+                issuers.push(hex_upper(f.as_bytes()));
+            }
+            if sig.issuer_fingerprint().is_empty() {
+                for id in sig.issuer_key_id() {
+                    issuers.push(hex_upper(id.as_ref()));
+                }
+            }
+        }
+        for want in signers {
+            let Some(cert) = certs.get(want) else { continue };
+            let mut cands: Vec<&dyn VerifyingKey> = vec![&cert.primary_key];
+            cands.extend(cert.public_subkeys.iter().map(|s| &s.key as &dyn VerifyingKey));
+            if cands.into_iter().any(|k| msg.verify_nested_explicit(i, k).is_ok()) {
+                return Signature::Valid(want.clone());
+            }
+        }
+    }
+    issuers.dedup();
+    Signature::NotVerified(issuers)
+}
+
+/// Turn rPGP's decrypt error into one that tells the administrator what to do. rPGP
+/// reports a wrong passphrase as a missing key (OPENPGP.md §4), so a missing key is
+/// diagnosed here: does any host key match a recipient, and does its passphrase unlock it?
+fn classify(
+    e: pgp::errors::Error,
+    keys: &HostKeys,
+    pw: &Password,
+    have_pw: bool,
+    _ct: &[u8],
+    recipients: &[String],
+) -> DecryptError {
+    if let Some(k) = io_kind(&e) {
+        return k;
+    }
+    let text = e.to_string();
+    if text.contains("type 20") || text.contains("DecryptionOptions") {
+        return DecryptError::GnupgAeadDisabled;
+    }
+    if !matches!(e, pgp::errors::Error::MissingKey) {
+        return DecryptError::Corrupt(text);
+    }
+    let hidden = recipients.iter().any(|r| r.chars().all(|c| c == '0'));
+    for key in &keys.keys {
+        let ids: Vec<String> = std::iter::once(hex_upper(key.primary_key.legacy_key_id().as_ref()))
+            .chain(key.secret_subkeys.iter().map(|s| hex_upper(s.key.legacy_key_id().as_ref())))
+            .collect();
+        let matched = hidden || recipients.iter().any(|r| ids.contains(r));
+        if !matched {
+            continue;
+        }
+        let locked = key.primary_key.secret_params().is_encrypted()
+            || key.secret_subkeys.iter().any(|s| s.key.secret_params().is_encrypted());
+        if !locked {
+            continue;
+        }
+        let unlocks = key
+            .secret_subkeys
+            .iter()
+            .map(|s| s.key.unlock(pw, |_, _| Ok(())).is_ok())
+            .chain(std::iter::once(key.primary_key.unlock(pw, |_, _| Ok(())).is_ok()))
+            .any(|ok| ok);
+        if !unlocks {
+            let key = fpr(&key.primary_key);
+            return if have_pw { DecryptError::WrongPassphrase { key } } else { DecryptError::PassphraseNeeded { key } };
+        }
+    }
+    DecryptError::NotForThisKey { recipients: recipients.to_vec() }
+}
+
+/// rPGP wraps the MDC failure (and truncation) in an I/O error.
+fn io_kind(e: &pgp::errors::Error) -> Option<DecryptError> {
+    let text = e.to_string();
+    if matches!(e, pgp::errors::Error::MdcError) || text.contains("Modification Detection Code") {
+        return Some(DecryptError::Tampered);
+    }
+    if let pgp::errors::Error::IO { source, .. } = e {
+        if let Some(inner) = source.get_ref().and_then(|i| i.downcast_ref::<pgp::errors::Error>()) {
+            if matches!(inner, pgp::errors::Error::MdcError) {
+                return Some(DecryptError::Tampered);
+            }
+        }
+        if source.kind() == std::io::ErrorKind::UnexpectedEof {
+            return Some(DecryptError::Corrupt("the message is truncated".into()));
+        }
+    }
+    None
+}
