@@ -174,5 +174,19 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
         Some(i) => &first[..i],
         None => first,
     };
-    first.trim_start_matches("error: ").to_string()
+    let first = first.trim_start_matches("error: ");
+    strip_place_prefix(first).to_string()
+}
+
+/// `line 4 column 5: unknown field` -> `unknown field`.
+fn strip_place_prefix(s: &str) -> &str {
+    let Some(rest) = s.strip_prefix("line ") else { return s };
+    let Some((_, after)) = rest.split_once(": ") else { return s };
+    let head = &rest[..rest.len() - after.len() - 2];
+    let ok = head.split(' ').enumerate().all(|(i, w)| match i {
+        0 | 2 => w.bytes().all(|b| b.is_ascii_digit()),
+        1 => w == "column",
+        _ => false,
+    });
+    if ok { after } else { s }
 }

@@ -150,6 +150,7 @@ impl fmt::Display for Owner {
 enum Scalar {
     Str(String),
     Int(i64),
+    Float,
 }
 
 impl<'de> Deserialize<'de> for Scalar {
@@ -168,6 +169,10 @@ impl<'de> Deserialize<'de> for Scalar {
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
                 i64::try_from(v).map(Scalar::Int).map_err(|_| E::custom("number out of range"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                let _ = v;
+                Ok(Scalar::Float)
             }
         }
         d.deserialize_any(V)
@@ -448,9 +453,10 @@ fn is_env_name(s: &str) -> bool {
 
 fn parse_mode(v: &Scalar) -> Result<u32, String> {
     match v {
-        Scalar::Int(n) => Err(format!(
-            "mode {n} must be a quoted octal string such as \"0600\" (unquoted, YAML reads it as a decimal number)"
-        )),
+        Scalar::Int(_) | Scalar::Float => Err(
+            "mode must be a quoted octal string such as \"0600\" (unquoted, YAML reads it as a number, not octal)"
+                .to_string(),
+        ),
         Scalar::Str(s) => {
             let digits = s.strip_prefix("0o").unwrap_or(s);
             if digits.is_empty() || digits.len() > 5 || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
@@ -483,6 +489,10 @@ fn owner_of(what: &str, v: Option<&Spanned<Scalar>>, err: &mut impl FnMut(Place,
                 None
             }
         },
+        Scalar::Float => {
+            err(at, format!("{what} must be a name or a whole number"));
+            None
+        }
         Scalar::Str(s) if is_user_name(s) => Some(Owner::Name(s.clone())),
         Scalar::Str(s) => {
             err(at, format!("{what} `{}` is not a valid user or group name", s.escape_debug()));

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{CONFIG_ENV, Config};
 use crate::error::Error;
+use crate::types::Vmid;
 
 /// Exit statuses (DESIGN §1), documented in `--help` and the README.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,21 +45,27 @@ Exit status: 0 success, 1 the job failed or problems were found, 2 usage error."
 
 /// Deliver secrets from an OpenPGP-encrypted vault into Proxmox VE guests.
 #[derive(Parser, Debug)]
-#[command(name = "phx-hook", version, about, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+#[command(name = "phx-hook", version, about, after_help = AFTER_HELP, subcommand_required = true)]
 struct Cli {
     #[command(flatten)]
     global: Global,
 
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Command,
+}
 
-    /// Hook mode: the guest id Proxmox passes.
-    #[arg(value_name = "VMID")]
-    vmid: Option<String>,
+/// Hook mode, as Proxmox VE runs the hookscript: `phx-hook <vmid> <phase>`.
+#[derive(Parser, Debug)]
+#[command(name = "phx-hook", version)]
+struct HookCli {
+    #[command(flatten)]
+    global: Global,
 
-    /// Hook mode: the phase Proxmox passes (pre-start, post-start, pre-stop, post-stop).
-    #[arg(value_name = "PHASE")]
-    phase: Option<String>,
+    /// The guest id Proxmox passes.
+    vmid: Vmid,
+
+    /// The phase Proxmox passes (pre-start, post-start, pre-stop, post-stop).
+    phase: String,
 }
 
 /// Options every command takes.
@@ -92,19 +99,25 @@ pub(crate) struct Context {
 
 /// Run phx-hook with `args` (including argv[0]) and return the exit status.
 pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(c) => c,
+    let args: Vec<OsString> = args.into_iter().collect();
+    let parsed = if is_hook_mode(&args) {
+        HookCli::try_parse_from(&args).map(|h| (h.global, Mode::Hook(h.vmid, h.phase)))
+    } else {
+        Cli::try_parse_from(&args).map(|c| (c.global, Mode::Command(c.command)))
+    };
+    let (global, mode) = match parsed {
+        Ok(p) => p,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { Exit::Usage.into() } else { Exit::Ok.into() };
         }
     };
-    init_logging(&cli.global);
+    init_logging(&global);
     if let Err(e) = crate::hardening::harden() {
         print_error(&Error::Other(e));
         return Exit::Failed.into();
     }
-    match dispatch(cli) {
+    match dispatch(&global, mode) {
         Ok(code) => code.into(),
         Err(e) => {
             print_error(&e);
@@ -113,24 +126,40 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     }
 }
 
-fn dispatch(cli: Cli) -> Result<Exit, Error> {
-    let Some(command) = cli.command else {
-        return match (cli.vmid, cli.phase) {
-            (Some(vmid), Some(_phase)) => Err(Error::Other(format!(
-                "hook mode for guest {vmid} is not available in this version (run `phx-hook check {vmid}`)"
-            ))),
-            _ => {
-                eprintln!("error: no command given\n\nUsage: phx-hook <COMMAND> or phx-hook <VMID> <PHASE>\n\nFor more information, try '--help'.");
-                Ok(Exit::Usage)
-            }
-        };
-    };
+enum Mode {
+    Hook(Vmid, String),
+    Command(Command),
+}
+
+/// Hook mode is chosen by a numeric first argument (after global options), as DESIGN §1
+/// says; Proxmox passes exactly `<path> <vmid> <phase>`.
+fn is_hook_mode(args: &[OsString]) -> bool {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let Some(a) = a.to_str() else { return false };
+        if a == "--config" {
+            it.next();
+        } else if !a.starts_with('-') {
+            return !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit());
+        }
+    }
+    false
+}
+
+fn dispatch(global: &Global, mode: Mode) -> Result<Exit, Error> {
     let env = std::env::var(CONFIG_ENV).ok();
-    let config = Config::discover(cli.global.config.as_deref(), env.as_deref())?;
-    let ctx = Context { config };
-    match command {
-        Command::Check(args) => check::run(args, &ctx),
-        Command::Inject(args) => inject::run(args, &ctx),
+    let load = || Config::discover(global.config.as_deref(), env.as_deref());
+    match mode {
+        Mode::Hook(vmid, phase) => Err(Error::Other(format!(
+            "hook mode (guest {vmid}, phase {phase}) is not available in this version; run `phx-hook check {vmid}`"
+        ))),
+        Mode::Command(command) => {
+            let ctx = Context { config: load()? };
+            match command {
+                Command::Check(args) => check::run(args, &ctx),
+                Command::Inject(args) => inject::run(args, &ctx),
+            }
+        }
     }
 }
 
