@@ -12,7 +12,10 @@ use serde_saphyr::Spanned;
 use crate::input::{self, InputError, Place, Trust};
 
 /// Where the config is looked for when neither `--config` nor `$PHX_HOOK_CONFIG` is set.
-pub const SEARCH_PATH: [&str; 2] = ["/etc/pve/phx-hook/phx-hook.yaml", "/etc/phx-hook/phx-hook.yaml"];
+pub const SEARCH_PATH: [&str; 2] = [
+    "/etc/pve/phx-hook/phx-hook.yaml",
+    "/etc/phx-hook/phx-hook.yaml",
+];
 
 /// The environment variable naming the config file.
 pub const CONFIG_ENV: &str = "PHX_HOOK_CONFIG";
@@ -103,7 +106,10 @@ impl Default for Config {
                 lxc_info: "lxc-info".into(),
                 lxc_transport: LxcTransport::Pct,
             },
-            agent: Agent { wait: Duration::from_secs(300), timeout: Duration::from_secs(10) },
+            agent: Agent {
+                wait: Duration::from_secs(300),
+                timeout: Duration::from_secs(10),
+            },
         }
     }
 }
@@ -171,12 +177,16 @@ impl Config {
     /// (relative to the config file's directory).
     pub fn parse(path: &Utf8Path, text: &str) -> Result<Config, InputError> {
         // An empty file (or one holding only comments) means "all defaults".
-        let raw: Option<RawConfig> = if text.trim().is_empty() || text.lines().all(is_comment_or_blank) {
-            None
-        } else {
-            Some(input::parse_yaml(path, text)?)
+        let raw: Option<RawConfig> =
+            if text.trim().is_empty() || text.lines().all(is_comment_or_blank) {
+                None
+            } else {
+                Some(input::parse_yaml(path, text)?)
+            };
+        let mut cfg = Config {
+            source: Some(path.to_owned()),
+            ..Config::default()
         };
-        let mut cfg = Config { source: Some(path.to_owned()), ..Config::default() };
         let Some(raw) = raw else { return Ok(cfg) };
         let base = path.parent().unwrap_or(Utf8Path::new("/"));
         let p = |s: Spanned<String>| abs_path(path, base, s);
@@ -200,13 +210,18 @@ impl Config {
         match raw.recipients {
             Some(v) => cfg.recipients = p(v)?,
             None if vault_set => {
-                cfg.recipients = cfg.vault.parent().unwrap_or(Utf8Path::new("/")).join("recipients.asc");
+                cfg.recipients = cfg
+                    .vault
+                    .parent()
+                    .unwrap_or(Utf8Path::new("/"))
+                    .join("recipients.asc");
             }
             None => {}
         }
         for s in raw.signers.unwrap_or_default() {
             let place = Place::of(&s.referenced);
-            let fpr = parse_fingerprint(&s.value).map_err(|m| place.error(path, format!("signers: {m}")))?;
+            let fpr = parse_fingerprint(&s.value)
+                .map_err(|m| place.error(path, format!("signers: {m}")))?;
             if !cfg.signers.contains(&fpr) {
                 cfg.signers.push(fpr);
             }
@@ -259,14 +274,21 @@ fn is_comment_or_blank(line: &str) -> bool {
     l.is_empty() || l.starts_with('#') || l == "---"
 }
 
-fn abs_path(file: &Utf8Path, base: &Utf8Path, s: Spanned<String>) -> Result<Utf8PathBuf, InputError> {
+fn abs_path(
+    file: &Utf8Path,
+    base: &Utf8Path,
+    s: Spanned<String>,
+) -> Result<Utf8PathBuf, InputError> {
     let place = Place::of(&s.referenced);
     let v = s.value;
     if v.is_empty() {
         return Err(place.error(file, "a path must not be empty"));
     }
     if v.contains('\0') || v.contains('\n') {
-        return Err(place.error(file, format!("path `{}` contains a NUL or line break", v.escape_debug())));
+        return Err(place.error(
+            file,
+            format!("path `{}` contains a NUL or line break", v.escape_debug()),
+        ));
     }
     let p = Utf8PathBuf::from(v);
     Ok(if p.is_absolute() { p } else { base.join(p) })
@@ -280,7 +302,8 @@ fn command(file: &Utf8Path, s: Spanned<String>) -> Result<String, InputError> {
 }
 
 fn duration(file: &Utf8Path, name: &str, s: Spanned<String>) -> Result<Duration, InputError> {
-    parse_duration(&s.value).map_err(|m| Place::of(&s.referenced).error(file, format!("{name}: {m}")))
+    parse_duration(&s.value)
+        .map_err(|m| Place::of(&s.referenced).error(file, format!("{name}: {m}")))
 }
 
 /// Parse a duration such as `300s`, `5m`, `1h`, `500ms` or a bare number of seconds.
@@ -298,7 +321,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(bad()),
     };
     if d > Duration::from_secs(24 * 3600) {
-        return Err(format!("`{s}` is longer than a day; a hook must never wait that long"));
+        return Err(format!(
+            "`{s}` is longer than a day; a hook must never wait that long"
+        ));
     }
     Ok(d)
 }
@@ -307,7 +332,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// allowed, `0x` prefix allowed, result upper-case. Short key ids are refused: they can
 /// be forged.
 pub fn parse_fingerprint(s: &str) -> Result<String, String> {
-    let t: String = s.trim().trim_start_matches("0x").chars().filter(|c| *c != ' ').collect();
+    let t: String = s
+        .trim()
+        .trim_start_matches("0x")
+        .chars()
+        .filter(|c| *c != ' ')
+        .collect();
     if !t.chars().all(|c| c.is_ascii_hexdigit()) || !(t.len() == 40 || t.len() == 64) {
         return Err(format!(
             "`{s}` is not a full OpenPGP fingerprint (40 or 64 hex digits; key ids are not accepted)"

@@ -5,7 +5,8 @@
 /// Make the process non-dumpable and set umask 077. Failure to do either is reported,
 /// not ignored: the caller refuses to continue.
 pub fn harden() -> Result<(), String> {
-    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("failed to make the process non-dumpable: {e}"))?;
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| format!("failed to make the process non-dumpable: {e}"))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     Ok(())
 }
@@ -13,4 +14,22 @@ pub fn harden() -> Result<(), String> {
 /// Whether the process is currently dumpable (for tests and `doctor`).
 pub fn is_dumpable() -> bool {
     nix::sys::prctl::get_dumpable().unwrap_or(true)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn harden_makes_the_process_non_dumpable() {
+        super::harden().unwrap();
+        assert!(!super::is_dumpable());
+        // umask is now 077: a file created here is private.
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("f");
+        std::fs::write(&p, b"x").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 }

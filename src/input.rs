@@ -57,7 +57,7 @@ pub enum InputError {
         message: String,
     },
     /// The file (or its directory) could be changed by someone other than root.
-    #[error("refusing `{path}`: {problem}")]
+    #[error("refusing `{path}`: {problem}; fix: `{fix}`")]
     Untrusted {
         /// The file or directory.
         path: Utf8PathBuf,
@@ -72,8 +72,9 @@ impl InputError {
     /// A line telling the administrator how to fix this, when there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            InputError::Untrusted { fix, .. } => Some(fix.clone()),
-            InputError::TooLarge { .. } => Some("phx-hook's inputs are small text files; check the path".into()),
+            InputError::TooLarge { .. } => {
+                Some("phx-hook's inputs are small text files; check the path".into())
+            }
             _ => None,
         }
     }
@@ -90,12 +91,20 @@ pub struct Place {
 
 impl Place {
     pub(crate) fn of(loc: &serde_saphyr::Location) -> Place {
-        Place { line: loc.line(), column: loc.column() }
+        Place {
+            line: loc.line(),
+            column: loc.column(),
+        }
     }
 
     /// An [`InputError::Invalid`] at this place in `path`.
     pub fn error(self, path: &Utf8Path, message: impl Into<String>) -> InputError {
-        InputError::Invalid { path: path.to_owned(), line: self.line, column: self.column, message: message.into() }
+        InputError::Invalid {
+            path: path.to_owned(),
+            line: self.line,
+            column: self.column,
+            message: message.into(),
+        }
     }
 }
 
@@ -124,7 +133,11 @@ pub fn check_trust(path: &Utf8Path, meta: &fs::Metadata, trust: Trust) -> Result
     }
     let (bad, want, what) = match trust {
         Trust::RootWritable => (mode & 0o022, mode & !0o022, "writable by group or other"),
-        Trust::RootOnly => (mode & 0o077, mode & !0o077, "readable or writable by group or other"),
+        Trust::RootOnly => (
+            mode & 0o077,
+            mode & !0o077,
+            "readable or writable by group or other",
+        ),
     };
     if bad != 0 {
         return Err(InputError::Untrusted {
@@ -138,7 +151,10 @@ pub fn check_trust(path: &Utf8Path, meta: &fs::Metadata, trust: Trust) -> Result
 
 /// Read a trusted, bounded text file.
 pub fn read_text(path: &Utf8Path, trust: Trust) -> Result<String, InputError> {
-    let read_err = |source| InputError::Read { path: path.to_owned(), source };
+    let read_err = |source| InputError::Read {
+        path: path.to_owned(),
+        source,
+    };
     let mut file = fs::File::open(path).map_err(read_err)?;
     let meta = file.metadata().map_err(read_err)?;
     if !meta.is_file() {
@@ -146,15 +162,26 @@ pub fn read_text(path: &Utf8Path, trust: Trust) -> Result<String, InputError> {
     }
     check_trust(path, &meta, trust)?;
     if meta.len() > MAX_INPUT_BYTES {
-        return Err(InputError::TooLarge { path: path.to_owned(), size: meta.len() });
+        return Err(InputError::TooLarge {
+            path: path.to_owned(),
+            size: meta.len(),
+        });
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // The bound holds even if the file grows between stat and read.
-    file.by_ref().take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(read_err)?;
+    file.by_ref()
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(InputError::TooLarge { path: path.to_owned(), size: bytes.len() as u64 });
+        return Err(InputError::TooLarge {
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+        });
     }
-    String::from_utf8(bytes).map_err(|_| InputError::NotText { path: path.to_owned() })
+    String::from_utf8(bytes).map_err(|_| InputError::NotText {
+        path: path.to_owned(),
+    })
 }
 
 /// Deserialize YAML text, turning a YAML or type error into `file:line:column: message`.
@@ -180,8 +207,12 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
 
 /// `line 4 column 5: unknown field` -> `unknown field`.
 fn strip_place_prefix(s: &str) -> &str {
-    let Some(rest) = s.strip_prefix("line ") else { return s };
-    let Some((_, after)) = rest.split_once(": ") else { return s };
+    let Some(rest) = s.strip_prefix("line ") else {
+        return s;
+    };
+    let Some((_, after)) = rest.split_once(": ") else {
+        return s;
+    };
     let head = &rest[..rest.len() - after.len() - 2];
     let ok = head.split(' ').enumerate().all(|(i, w)| match i {
         0 | 2 => w.bytes().all(|b| b.is_ascii_digit()),

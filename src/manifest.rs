@@ -10,8 +10,8 @@ use std::fmt;
 use std::fs;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 use serde_saphyr::Spanned;
 
 use crate::input::{self, InputError, Place, Trust};
@@ -168,7 +168,9 @@ impl<'de> Deserialize<'de> for Scalar {
                 Ok(Scalar::Int(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                i64::try_from(v).map(Scalar::Int).map_err(|_| E::custom("number out of range"))
+                i64::try_from(v)
+                    .map(Scalar::Int)
+                    .map_err(|_| E::custom("number out of range"))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
                 let _ = v;
@@ -240,14 +242,25 @@ pub fn list(dir: &Utf8Path) -> Result<(Vec<Vmid>, Vec<String>), InputError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
-        Err(source) => return Err(InputError::Read { path: dir.to_owned(), source }),
+        Err(source) => {
+            return Err(InputError::Read {
+                path: dir.to_owned(),
+                source,
+            });
+        }
     };
     let mut vmids = Vec::new();
     let mut odd = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| InputError::Read { path: dir.to_owned(), source })?;
+        let entry = entry.map_err(|source| InputError::Read {
+            path: dir.to_owned(),
+            source,
+        })?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml")) else {
+        let Some(stem) = name
+            .strip_suffix(".yaml")
+            .or_else(|| name.strip_suffix(".yml"))
+        else {
             continue;
         };
         match stem.parse::<Vmid>() {
@@ -267,14 +280,22 @@ pub fn load(dir: &Utf8Path, vmid: Vmid) -> Result<Option<Manifest>, ManifestErro
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         _ => {}
     }
-    let dir_meta = fs::metadata(dir).map_err(|source| InputError::Read { path: dir.to_owned(), source })?;
+    let dir_meta = fs::metadata(dir).map_err(|source| InputError::Read {
+        path: dir.to_owned(),
+        source,
+    })?;
     input::check_trust(dir, &dir_meta, Trust::RootWritable)?;
     let text = input::read_text(&path, Trust::RootWritable)?;
     parse(dir, &path, vmid, &text).map(Some)
 }
 
 /// Check manifest text. Templates are read from `dir`.
-pub fn parse(dir: &Utf8Path, path: &Utf8Path, vmid: Vmid, text: &str) -> Result<Manifest, ManifestError> {
+pub fn parse(
+    dir: &Utf8Path,
+    path: &Utf8Path,
+    vmid: Vmid,
+    text: &str,
+) -> Result<Manifest, ManifestError> {
     let raw: RawManifest = input::parse_yaml(path, text)?;
     let mut problems = Vec::new();
     let mut m = Manifest {
@@ -290,13 +311,17 @@ pub fn parse(dir: &Utf8Path, path: &Utf8Path, vmid: Vmid, text: &str) -> Result<
             "lxc" => m.guest = Some(GuestKind::Lxc),
             "qemu" => m.guest = Some(GuestKind::Qemu),
             other => problems.push(
-                Place::of(&g.referenced).error(path, format!("guest: `{other}` is not `lxc` or `qemu`")),
+                Place::of(&g.referenced)
+                    .error(path, format!("guest: `{other}` is not `lxc` or `qemu`")),
             ),
         }
     }
     let files = raw.files.unwrap_or_default();
     if files.is_empty() {
-        problems.push(Place::default().error(path, "the manifest has no `files`; a guest without secrets needs no manifest"));
+        problems.push(Place::default().error(
+            path,
+            "the manifest has no `files`; a guest without secrets needs no manifest",
+        ));
     }
     let mut dests: BTreeMap<String, Place> = BTreeMap::new();
     for (i, f) in files.into_iter().enumerate() {
@@ -306,7 +331,10 @@ pub fn parse(dir: &Utf8Path, path: &Utf8Path, vmid: Vmid, text: &str) -> Result<
                 if let Some(first) = dests.get(spec.dest.as_str()) {
                     problems.push(place.error(
                         path,
-                        format!("files[{i}]: destination `{}` is also written by the entry at line {}", spec.dest, first.line),
+                        format!(
+                            "files[{i}]: destination `{}` is also written by the entry at line {}",
+                            spec.dest, first.line
+                        ),
                     ));
                 } else {
                     dests.insert(spec.dest.as_str().to_string(), place);
@@ -320,30 +348,53 @@ pub fn parse(dir: &Utf8Path, path: &Utf8Path, vmid: Vmid, text: &str) -> Result<
         let place = Place::of(&cmd.referenced);
         let argv = cmd.value;
         if argv.is_empty() || argv[0].is_empty() {
-            problems.push(place.error(path, format!("after[{i}]: a command needs at least a program name")));
+            problems.push(place.error(
+                path,
+                format!("after[{i}]: a command needs at least a program name"),
+            ));
         } else if argv.iter().any(|a| a.contains('\0')) {
-            problems.push(place.error(path, format!("after[{i}]: an argument contains a NUL byte")));
+            problems
+                .push(place.error(path, format!("after[{i}]: an argument contains a NUL byte")));
         } else {
             m.after.push(argv);
         }
     }
-    if problems.is_empty() { Ok(m) } else { Err(ManifestError { problems }) }
+    if problems.is_empty() {
+        Ok(m)
+    } else {
+        Err(ManifestError { problems })
+    }
 }
 
-fn file_spec(dir: &Utf8Path, path: &Utf8Path, i: usize, place: Place, f: RawFile) -> Result<FileSpec, Vec<InputError>> {
+fn file_spec(
+    dir: &Utf8Path,
+    path: &Utf8Path,
+    i: usize,
+    place: Place,
+    f: RawFile,
+) -> Result<FileSpec, Vec<InputError>> {
     let mut problems = Vec::new();
-    let mut err = |at: Place, msg: String| problems.push(at.error(path, format!("files[{i}]: {msg}")));
+    let mut err =
+        |at: Place, msg: String| problems.push(at.error(path, format!("files[{i}]: {msg}")));
 
     let dest = match f.dest {
         None => {
             err(place, "`dest` is missing".into());
             None
         }
-        Some(d) => d.value.parse::<GuestPath>().map_err(|m| err(Place::of(&d.referenced), m)).ok(),
+        Some(d) => d
+            .value
+            .parse::<GuestPath>()
+            .map_err(|m| err(Place::of(&d.referenced), m))
+            .ok(),
     };
     let key = f.key.as_ref().and_then(|k| {
         let at = Place::of(&k.referenced);
-        k.value.parse::<KeyPath>().map_err(|m| err(at, m)).ok().map(|v| (v, at))
+        k.value
+            .parse::<KeyPath>()
+            .map_err(|m| err(at, m))
+            .ok()
+            .map(|v| (v, at))
     });
     let format = match &f.format {
         None if f.template.is_some() => Some("template"),
@@ -355,7 +406,10 @@ fn file_spec(dir: &Utf8Path, path: &Utf8Path, i: usize, place: Place, f: RawFile
         Some(s) => match s.value.as_str() {
             v @ ("raw" | "env" | "json" | "template") => Some(v),
             other => {
-                err(Place::of(&s.referenced), format!("format `{other}` is not raw, env, json or template"));
+                err(
+                    Place::of(&s.referenced),
+                    format!("format `{other}` is not raw, env, json or template"),
+                );
                 None
             }
         },
@@ -363,7 +417,10 @@ fn file_spec(dir: &Utf8Path, path: &Utf8Path, i: usize, place: Place, f: RawFile
     let decode = f.decode.as_ref().and_then(|d| match d.value.as_str() {
         "base64" => Some(Decode::Base64),
         other => {
-            err(Place::of(&d.referenced), format!("decode `{other}` is not supported (only `base64`)"));
+            err(
+                Place::of(&d.referenced),
+                format!("decode `{other}` is not supported (only `base64`)"),
+            );
             None
         }
     });
@@ -371,28 +428,48 @@ fn file_spec(dir: &Utf8Path, path: &Utf8Path, i: usize, place: Place, f: RawFile
     match format {
         Some("raw") => {
             if f.vars.is_some() || f.template.is_some() {
-                err(place, "a raw file takes `key`, not `vars` or `template`".into());
+                err(
+                    place,
+                    "a raw file takes `key`, not `vars` or `template`".into(),
+                );
             } else if let Some((k, _)) = key {
                 content = Some(Content::Raw { key: k, decode });
             } else if f.key.is_none() {
-                err(place, "`key` is missing (the vault key whose value this file holds)".into());
+                err(
+                    place,
+                    "`key` is missing (the vault key whose value this file holds)".into(),
+                );
             }
         }
         Some(fmt @ ("env" | "json")) => {
             if f.key.is_some() || f.template.is_some() {
-                err(place, format!("an {fmt} file takes `vars`, not `key` or `template`"));
+                err(
+                    place,
+                    format!("an {fmt} file takes `vars`, not `key` or `template`"),
+                );
             } else if decode.is_some() {
                 err(place, "`decode` applies only to raw files".into());
             } else {
                 match &f.vars {
-                    None => err(place, format!("`vars` is missing (NAME: vault/key pairs for the {fmt} file)")),
-                    Some(vars) if vars.value.is_empty() => err(Place::of(&vars.referenced), "`vars` is empty".into()),
+                    None => err(
+                        place,
+                        format!("`vars` is missing (NAME: vault/key pairs for the {fmt} file)"),
+                    ),
+                    Some(vars) if vars.value.is_empty() => {
+                        err(Place::of(&vars.referenced), "`vars` is empty".into())
+                    }
                     Some(vars) => {
                         let mut out = Vec::new();
                         for (name, k) in &vars.value {
                             let at = Place::of(&k.referenced);
                             if fmt == "env" && !is_env_name(name) {
-                                err(at, format!("`{}` is not a valid environment variable name", name.escape_debug()));
+                                err(
+                                    at,
+                                    format!(
+                                        "`{}` is not a valid environment variable name",
+                                        name.escape_debug()
+                                    ),
+                                );
                                 continue;
                             }
                             if name.is_empty() {
@@ -404,23 +481,35 @@ fn file_spec(dir: &Utf8Path, path: &Utf8Path, i: usize, place: Place, f: RawFile
                                 Err(m) => err(at, format!("vars.{name}: {m}")),
                             }
                         }
-                        content = Some(if fmt == "env" { Content::Env(out) } else { Content::Json(out) });
+                        content = Some(if fmt == "env" {
+                            Content::Env(out)
+                        } else {
+                            Content::Json(out)
+                        });
                     }
                 }
             }
         }
         Some(_) => {
             if f.key.is_some() || f.vars.is_some() {
-                err(place, "a template file takes `template`, not `key` or `vars`".into());
+                err(
+                    place,
+                    "a template file takes `template`, not `key` or `vars`".into(),
+                );
             } else if decode.is_some() {
                 err(place, "`decode` applies only to raw files".into());
             } else {
                 match &f.template {
-                    None => err(place, "`template` is missing (a file in the manifests directory)".into()),
+                    None => err(
+                        place,
+                        "`template` is missing (a file in the manifests directory)".into(),
+                    ),
                     Some(t) => match load_template(dir, &t.value) {
                         Ok(tpl) => content = Some(Content::Template(tpl)),
                         Err(TemplateError::Path(m)) => err(Place::of(&t.referenced), m),
-                        Err(TemplateError::Input(e)) => problems_push(&mut err, Place::of(&t.referenced), e),
+                        Err(TemplateError::Input(e)) => {
+                            problems_push(&mut err, Place::of(&t.referenced), e)
+                        }
                     },
                 }
             }
@@ -429,13 +518,24 @@ fn file_spec(dir: &Utf8Path, path: &Utf8Path, i: usize, place: Place, f: RawFile
     }
     let mode = match &f.mode {
         None => Some(0o600),
-        Some(m) => parse_mode(&m.value).map_err(|msg| err(Place::of(&m.referenced), msg)).ok(),
+        Some(m) => parse_mode(&m.value)
+            .map_err(|msg| err(Place::of(&m.referenced), msg))
+            .ok(),
     };
     let owner = owner_of("owner", f.owner.as_ref(), &mut err);
     let group = owner_of("group", f.group.as_ref(), &mut err);
     match (dest, content, mode, owner, group) {
-        (Some(dest), Some(content), Some(mode), Some(owner), Some(group)) if problems.is_empty() => {
-            Ok(FileSpec { dest, content, mode, owner, group, place })
+        (Some(dest), Some(content), Some(mode), Some(owner), Some(group))
+            if problems.is_empty() =>
+        {
+            Ok(FileSpec {
+                dest,
+                content,
+                mode,
+                owner,
+                group,
+                place,
+            })
         }
         _ => Err(problems),
     }
@@ -471,8 +571,14 @@ fn parse_mode(v: &Scalar) -> Result<u32, String> {
     }
 }
 
-fn owner_of(what: &str, v: Option<&Spanned<Scalar>>, err: &mut impl FnMut(Place, String)) -> Option<Owner> {
-    let Some(v) = v else { return Some(Owner::Name("root".into())) };
+fn owner_of(
+    what: &str,
+    v: Option<&Spanned<Scalar>>,
+    err: &mut impl FnMut(Place, String),
+) -> Option<Owner> {
+    let Some(v) = v else {
+        return Some(Owner::Name("root".into()));
+    };
     let at = Place::of(&v.referenced);
     match &v.value {
         Scalar::Int(n) => match u32::try_from(*n) {
@@ -482,20 +588,28 @@ fn owner_of(what: &str, v: Option<&Spanned<Scalar>>, err: &mut impl FnMut(Place,
                 None
             }
         },
-        Scalar::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => match s.parse::<u32>() {
-            Ok(id) if id != u32::MAX => Some(Owner::Id(id)),
-            _ => {
-                err(at, format!("{what} {s} is not a valid id"));
-                None
+        Scalar::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            match s.parse::<u32>() {
+                Ok(id) if id != u32::MAX => Some(Owner::Id(id)),
+                _ => {
+                    err(at, format!("{what} {s} is not a valid id"));
+                    None
+                }
             }
-        },
+        }
         Scalar::Float => {
             err(at, format!("{what} must be a name or a whole number"));
             None
         }
         Scalar::Str(s) if is_user_name(s) => Some(Owner::Name(s.clone())),
         Scalar::Str(s) => {
-            err(at, format!("{what} `{}` is not a valid user or group name", s.escape_debug()));
+            err(
+                at,
+                format!(
+                    "{what} `{}` is not a valid user or group name",
+                    s.escape_debug()
+                ),
+            );
             None
         }
     }
@@ -503,16 +617,15 @@ fn owner_of(what: &str, v: Option<&Spanned<Scalar>>, err: &mut impl FnMut(Place,
 
 fn is_user_name(s: &str) -> bool {
     let mut c = s.chars();
-    s.len() <= 32
-        && matches!(c.next(), Some(ch) if ch == '_' || ch.is_ascii_alphabetic())
-        && {
-            let rest: Vec<char> = c.collect();
-            let body = match rest.last() {
-                Some('$') => &rest[..rest.len() - 1],
-                _ => &rest[..],
-            };
-            body.iter().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'))
-        }
+    s.len() <= 32 && matches!(c.next(), Some(ch) if ch == '_' || ch.is_ascii_alphabetic()) && {
+        let rest: Vec<char> = c.collect();
+        let body = match rest.last() {
+            Some('$') => &rest[..rest.len() - 1],
+            _ => &rest[..],
+        };
+        body.iter()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'))
+    }
 }
 
 enum TemplateError {
@@ -522,7 +635,11 @@ enum TemplateError {
 
 fn load_template(dir: &Utf8Path, rel: &str) -> Result<Template, TemplateError> {
     let p = Utf8Path::new(rel);
-    if rel.is_empty() || p.is_absolute() || p.components().any(|c| matches!(c, camino::Utf8Component::ParentDir)) {
+    if rel.is_empty()
+        || p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, camino::Utf8Component::ParentDir))
+    {
         return Err(TemplateError::Path(format!(
             "template `{rel}` must be a relative path inside the manifests directory, without `..`"
         )));
@@ -530,10 +647,14 @@ fn load_template(dir: &Utf8Path, rel: &str) -> Result<Template, TemplateError> {
     let full = dir.join(p);
     // A symlink inside the manifests directory must not lead out of it either.
     let (Ok(real), Ok(root)) = (full.canonicalize_utf8(), dir.canonicalize_utf8()) else {
-        return Err(TemplateError::Path(format!("template `{rel}` does not exist in `{dir}`")));
+        return Err(TemplateError::Path(format!(
+            "template `{rel}` does not exist in `{dir}`"
+        )));
     };
     if !real.starts_with(&root) {
-        return Err(TemplateError::Path(format!("template `{rel}` resolves outside the manifests directory")));
+        return Err(TemplateError::Path(format!(
+            "template `{rel}` resolves outside the manifests directory"
+        )));
     }
     let text = input::read_text(&full, Trust::RootWritable).map_err(TemplateError::Input)?;
     parse_template(&full, &text).map_err(TemplateError::Input)
@@ -558,7 +679,10 @@ pub fn parse_template(path: &Utf8Path, text: &str) -> Result<Template, InputErro
         }
         let place = place_in(text, consumed + i);
         let Some(close) = after.find("}}") else {
-            return Err(place.error(path, "unterminated placeholder: `{{ phx://…` has no closing `}}`"));
+            return Err(place.error(
+                path,
+                "unterminated placeholder: `{{ phx://…` has no closing `}}`",
+            ));
         };
         let body = after[..close].trim();
         if body.contains('\n') {
@@ -582,7 +706,10 @@ pub fn parse_template(path: &Utf8Path, text: &str) -> Result<Template, InputErro
     if !literal.is_empty() {
         parts.push(Part::Text(literal));
     }
-    Ok(Template { path: path.to_owned(), parts })
+    Ok(Template {
+        path: path.to_owned(),
+        parts,
+    })
 }
 
 fn place_in(text: &str, offset: usize) -> Place {
@@ -597,7 +724,12 @@ mod tests {
     use super::*;
 
     fn parse_str(text: &str) -> Result<Manifest, ManifestError> {
-        parse(Utf8Path::new("/nonexistent"), Utf8Path::new("/m/101.yaml"), "101".parse().unwrap(), text)
+        parse(
+            Utf8Path::new("/nonexistent"),
+            Utf8Path::new("/m/101.yaml"),
+            "101".parse().unwrap(),
+            text,
+        )
     }
 
     #[test]
@@ -615,7 +747,10 @@ mod tests {
         assert_eq!(m.files[1].owner, Owner::Id(1000));
         assert_eq!(m.files[1].group, Owner::Name("app".into()));
         assert_eq!(m.files[1].content.keys().len(), 2);
-        assert_eq!(m.after, vec![vec!["systemctl".to_string(), "restart".into(), "x".into()]]);
+        assert_eq!(
+            m.after,
+            vec![vec!["systemctl".to_string(), "restart".into(), "x".into()]]
+        );
     }
 
     #[test]
@@ -623,16 +758,35 @@ mod tests {
         let e = parse_str("files:\n  - dest: etc/a\n    key: a\n  - dest: /etc/b\n    key: b\n    mode: \"0999\"\n").unwrap_err();
         assert_eq!(e.problems.len(), 2, "{e}");
         let s = e.to_string();
-        assert!(s.contains("/m/101.yaml:2:") && s.contains("absolute"), "{s}");
+        assert!(
+            s.contains("/m/101.yaml:2:") && s.contains("absolute"),
+            "{s}"
+        );
         assert!(s.contains("/m/101.yaml:6:") && s.contains("0999"), "{s}");
     }
 
     #[test]
     fn templates_split_into_parts() {
-        let t = parse_template(Utf8Path::new("/t"), "a={{ phx://x/y }}\nb={{phx://z}} {{ other }}").unwrap();
-        let keys: Vec<_> = t.parts.iter().filter_map(|p| if let Part::Key { key, place } = p { Some((key.as_str(), place.line)) } else { None }).collect();
+        let t = parse_template(
+            Utf8Path::new("/t"),
+            "a={{ phx://x/y }}\nb={{phx://z}} {{ other }}",
+        )
+        .unwrap();
+        let keys: Vec<_> = t
+            .parts
+            .iter()
+            .filter_map(|p| {
+                if let Part::Key { key, place } = p {
+                    Some((key.as_str(), place.line))
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(keys, vec![("x/y", 1), ("z", 2)]);
-        let e = parse_template(Utf8Path::new("/t"), "x\n  {{ phx://a").unwrap_err().to_string();
+        let e = parse_template(Utf8Path::new("/t"), "x\n  {{ phx://a")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/t:2:3") && e.contains("unterminated"), "{e}");
     }
 
@@ -643,6 +797,10 @@ mod tests {
         for bad in ["", "0x1", "9", "017777", "rw"] {
             assert!(parse_mode(&Scalar::Str(bad.into())).is_err(), "{bad}");
         }
-        assert!(parse_mode(&Scalar::Int(600)).unwrap_err().contains("quoted"));
+        assert!(
+            parse_mode(&Scalar::Int(600))
+                .unwrap_err()
+                .contains("quoted")
+        );
     }
 }

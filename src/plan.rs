@@ -63,7 +63,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}: {}", self.file, self.place.line, self.place.column, self.dest, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.place.line, self.place.column, self.dest, self.message
+        )
     }
 }
 
@@ -72,15 +76,25 @@ pub fn build(m: &Manifest, v: &Vault) -> Result<Plan, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut deliveries = Vec::new();
     for f in &m.files {
-        let mut r = Resolver { vault: v, dest: &f.dest, problems: &mut problems };
+        let mut r = Resolver {
+            vault: v,
+            dest: &f.dest,
+            problems: &mut problems,
+        };
         let content = match &f.content {
-            Content::Raw { key, decode } => r.get(key, &m.path, f.place).and_then(|s| match decode {
-                None => Some(s.clone()),
-                Some(Decode::Base64) => decode_base64(s).or_else(|| {
-                    r.problem(&m.path, f.place, format!("vault key `{key}` is not valid base64"));
-                    None
-                }),
-            }),
+            Content::Raw { key, decode } => {
+                r.get(key, &m.path, f.place).and_then(|s| match decode {
+                    None => Some(s.clone()),
+                    Some(Decode::Base64) => decode_base64(s).or_else(|| {
+                        r.problem(
+                            &m.path,
+                            f.place,
+                            format!("vault key `{key}` is not valid base64"),
+                        );
+                        None
+                    }),
+                })
+            }
             Content::Env(vars) => {
                 let mut out = Zeroizing::new(Vec::new());
                 let mut ok = true;
@@ -150,7 +164,13 @@ pub fn build(m: &Manifest, v: &Vault) -> Result<Plan, Vec<Problem>> {
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(Plan { vmid: m.vmid, guest: m.guest, required: m.required, deliveries, after: m.after.clone() })
+    Ok(Plan {
+        vmid: m.vmid,
+        guest: m.guest,
+        required: m.required,
+        deliveries,
+        after: m.after.clone(),
+    })
 }
 
 /// Looks keys up for one file and records what is wrong.
@@ -172,7 +192,12 @@ impl<'a> Resolver<'a> {
     }
 
     fn problem(&mut self, file: &Utf8PathBuf, place: Place, message: String) {
-        self.problems.push(Problem { file: file.clone(), place, dest: self.dest.clone(), message });
+        self.problems.push(Problem {
+            file: file.clone(),
+            place,
+            dest: self.dest.clone(),
+            message,
+        });
     }
 }
 
@@ -183,7 +208,12 @@ fn decode_base64(s: &Secret) -> Option<Secret> {
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
     let mut compact = Zeroizing::new(Vec::with_capacity(s.len()));
-    compact.extend(s.expose().iter().copied().filter(|b| !b.is_ascii_whitespace()));
+    compact.extend(
+        s.expose()
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace()),
+    );
     let mut out = Zeroizing::new(Vec::with_capacity(compact.len() / 4 * 3 + 3));
     engine.decode_vec(&*compact, &mut out).ok()?;
     Some(Secret::new(out))
@@ -196,7 +226,9 @@ fn env_line(out: &mut Zeroizing<Vec<u8>>, name: &str, value: &[u8]) {
     out.extend_from_slice(name.as_bytes());
     out.push(b'=');
     let plain = !value.is_empty()
-        && value.iter().all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(b));
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(b));
     if plain {
         out.extend_from_slice(value);
     } else {
@@ -250,8 +282,13 @@ mod tests {
     }
 
     fn manifest(text: &str) -> Manifest {
-        crate::manifest::parse(Utf8Path::new("/nonexistent"), Utf8Path::new("/m/101.yaml"), "101".parse().unwrap(), text)
-            .unwrap()
+        crate::manifest::parse(
+            Utf8Path::new("/nonexistent"),
+            Utf8Path::new("/m/101.yaml"),
+            "101".parse().unwrap(),
+            text,
+        )
+        .unwrap()
     }
 
     fn content(p: &Plan, i: usize) -> String {
@@ -287,7 +324,10 @@ mod tests {
         let probs = build(&m, &vault()).unwrap_err();
         let text: Vec<String> = probs.iter().map(ToString::to_string).collect();
         assert_eq!(probs.len(), 5, "{text:#?}");
-        assert!(text[0].starts_with("/m/101.yaml:2:") && text[0].contains("`missing/one` does not exist"));
+        assert!(
+            text[0].starts_with("/m/101.yaml:2:")
+                && text[0].contains("`missing/one` does not exist")
+        );
         assert!(text.iter().any(|t| t.contains("`a` is an object")));
         assert!(text.iter().any(|t| t.contains("NUL")));
         assert!(text.iter().any(|t| t.contains("not valid base64")));

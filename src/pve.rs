@@ -21,7 +21,9 @@ pub struct GuestConfig {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GuestConfigError {
     /// No config for this id.
-    #[error("guest {vmid} has no config under `{dir}` (neither qemu-server/{vmid}.conf nor lxc/{vmid}.conf)")]
+    #[error(
+        "guest {vmid} has no config under `{dir}` (neither qemu-server/{vmid}.conf nor lxc/{vmid}.conf)"
+    )]
     Missing {
         /// The guest.
         vmid: Vmid,
@@ -42,7 +44,10 @@ pub enum GuestConfigError {
 pub fn find_guest(config_dir: &Utf8Path, vmid: Vmid) -> Result<GuestConfig, GuestConfigError> {
     let mut roots = vec![config_dir.to_owned()];
     if let Ok(nodes) = fs::read_dir(config_dir.join("nodes")) {
-        let mut names: Vec<_> = nodes.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).collect();
+        let mut names: Vec<_> = nodes
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
         names.sort();
         roots.extend(names.into_iter().map(|n| config_dir.join("nodes").join(n)));
     }
@@ -50,13 +55,31 @@ pub fn find_guest(config_dir: &Utf8Path, vmid: Vmid) -> Result<GuestConfig, Gues
         let q = root.join(format!("qemu-server/{vmid}.conf"));
         let l = root.join(format!("lxc/{vmid}.conf"));
         match (q.is_file(), l.is_file()) {
-            (true, true) => return Err(GuestConfigError::Ambiguous { vmid, paths: (q, l) }),
-            (true, false) => return Ok(GuestConfig { kind: GuestKind::Qemu, path: q }),
-            (false, true) => return Ok(GuestConfig { kind: GuestKind::Lxc, path: l }),
+            (true, true) => {
+                return Err(GuestConfigError::Ambiguous {
+                    vmid,
+                    paths: (q, l),
+                });
+            }
+            (true, false) => {
+                return Ok(GuestConfig {
+                    kind: GuestKind::Qemu,
+                    path: q,
+                });
+            }
+            (false, true) => {
+                return Ok(GuestConfig {
+                    kind: GuestKind::Lxc,
+                    path: l,
+                });
+            }
             (false, false) => {}
         }
     }
-    Err(GuestConfigError::Missing { vmid, dir: config_dir.to_owned() })
+    Err(GuestConfigError::Missing {
+        vmid,
+        dir: config_dir.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -74,9 +97,15 @@ mod tests {
         fs::write(d.join("lxc/101.conf"), "arch: amd64\n").unwrap();
         assert_eq!(find_guest(d, v("101")).unwrap().kind, GuestKind::Lxc);
         assert_eq!(find_guest(d, v("200")).unwrap().kind, GuestKind::Qemu);
-        assert!(matches!(find_guest(d, v("300")), Err(GuestConfigError::Missing { .. })));
+        assert!(matches!(
+            find_guest(d, v("300")),
+            Err(GuestConfigError::Missing { .. })
+        ));
         fs::create_dir_all(d.join("qemu-server")).unwrap();
         fs::write(d.join("qemu-server/101.conf"), "").unwrap();
-        assert!(matches!(find_guest(d, v("101")), Err(GuestConfigError::Ambiguous { .. })));
+        assert!(matches!(
+            find_guest(d, v("101")),
+            Err(GuestConfigError::Ambiguous { .. })
+        ));
     }
 }

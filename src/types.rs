@@ -24,11 +24,15 @@ impl FromStr for Vmid {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.starts_with('0') {
-            return Err(format!("`{s}` is not a guest id (a number from 100 to 999999999)"));
+            return Err(format!(
+                "`{s}` is not a guest id (a number from 100 to 999999999)"
+            ));
         }
         match s.parse::<u32>() {
             Ok(n) if (100..=999_999_999).contains(&n) => Ok(Vmid(n)),
-            _ => Err(format!("`{s}` is not a guest id (a number from 100 to 999999999)")),
+            _ => Err(format!(
+                "`{s}` is not a guest id (a number from 100 to 999999999)"
+            )),
         }
     }
 }
@@ -139,7 +143,9 @@ impl FromStr for KeyPath {
             ));
         }
         if s == "_phx" || s.starts_with("_phx/") {
-            return Err(format!("vault key `{s}` is reserved for phx-hook's metadata"));
+            return Err(format!(
+                "vault key `{s}` is reserved for phx-hook's metadata"
+            ));
         }
         Ok(KeyPath(s.to_string()))
     }
@@ -189,21 +195,35 @@ impl FromStr for GuestPath {
             return Err(format!("destination `{shown}` contains a line break"));
         }
         if !s.starts_with('/') {
-            return Err(format!("destination `{shown}` is not an absolute path (it must start with `/`)"));
+            return Err(format!(
+                "destination `{shown}` is not an absolute path (it must start with `/`)"
+            ));
         }
         if s == "/" || s.ends_with('/') {
-            return Err(format!("destination `{shown}` names a directory, not a file"));
+            return Err(format!(
+                "destination `{shown}` names a directory, not a file"
+            ));
         }
         if s.len() > 4095 {
             return Err("destination is longer than 4095 bytes".into());
         }
         for seg in s[1..].split('/') {
             match seg {
-                "" => return Err(format!("destination `{shown}` is not normalised (it has `//`)")),
-                "." => return Err(format!("destination `{shown}` is not normalised (it has a `.` segment)")),
+                "" => {
+                    return Err(format!(
+                        "destination `{shown}` is not normalised (it has `//`)"
+                    ));
+                }
+                "." => {
+                    return Err(format!(
+                        "destination `{shown}` is not normalised (it has a `.` segment)"
+                    ));
+                }
                 ".." => return Err(format!("destination `{shown}` contains `..`")),
                 _ if seg.len() > 255 => {
-                    return Err(format!("destination `{shown}` has a segment longer than 255 bytes"));
+                    return Err(format!(
+                        "destination `{shown}` has a segment longer than 255 bytes"
+                    ));
                 }
                 _ => {}
             }
@@ -233,7 +253,13 @@ mod tests {
 
     #[test]
     fn phase_round_trips() {
-        for p in ["pre-start", "post-start", "pre-stop", "post-stop", "pre-migrate"] {
+        for p in [
+            "pre-start",
+            "post-start",
+            "pre-stop",
+            "post-stop",
+            "pre-migrate",
+        ] {
             assert_eq!(p.parse::<Phase>().unwrap().to_string(), p);
         }
         assert_eq!("pre-start".parse::<Phase>().unwrap(), Phase::PreStart);
@@ -241,8 +267,24 @@ mod tests {
 
     #[test]
     fn key_paths() {
-        assert_eq!("samba/password".parse::<KeyPath>().unwrap().segments().count(), 2);
-        for bad in ["", "/a", "a/", "a//b", "a b", "_phx", "_phx/version", "a\tb"] {
+        assert_eq!(
+            "samba/password"
+                .parse::<KeyPath>()
+                .unwrap()
+                .segments()
+                .count(),
+            2
+        );
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "a b",
+            "_phx",
+            "_phx/version",
+            "a\tb",
+        ] {
             assert!(bad.parse::<KeyPath>().is_err(), "{bad:?} accepted");
         }
     }
@@ -253,7 +295,17 @@ mod tests {
         assert_eq!(p.parent(), "/etc/app");
         assert_eq!(p.file_name(), "secret");
         assert_eq!("/x".parse::<GuestPath>().unwrap().parent(), "/");
-        for bad in ["etc/x", "/", "/etc/", "/etc//x", "/etc/./x", "/etc/../x", "/a\0b", "/a\nb", ""] {
+        for bad in [
+            "etc/x",
+            "/",
+            "/etc/",
+            "/etc//x",
+            "/etc/./x",
+            "/etc/../x",
+            "/a\0b",
+            "/a\nb",
+            "",
+        ] {
             assert!(bad.parse::<GuestPath>().is_err(), "{bad:?} accepted");
         }
     }

@@ -61,7 +61,10 @@ pub(crate) fn run(args: CheckArgs, ctx: &Context) -> Result<Exit, Error> {
     let vmids = if args.vmids.is_empty() {
         let (vmids, odd) = manifest::list(&cfg.manifests)?;
         for name in odd {
-            warnings.push(format!("ignoring `{}/{name}`: manifests are named `<vmid>.yaml`", cfg.manifests));
+            warnings.push(format!(
+                "ignoring `{}/{name}`: manifests are named `<vmid>.yaml`",
+                cfg.manifests
+            ));
         }
         if vmids.is_empty() {
             warnings.push(format!("no manifests in `{}`", cfg.manifests));
@@ -76,8 +79,18 @@ pub(crate) fn run(args: CheckArgs, ctx: &Context) -> Result<Exit, Error> {
 
     let vault = Vault::open(cfg);
     let vault_report = match &vault {
-        Ok(v) => VaultReport { path: cfg.vault.to_string(), info: Some(v.info.clone()), error: None, hint: None },
-        Err(e) => VaultReport { path: cfg.vault.to_string(), info: None, error: Some(e.to_string()), hint: e.hint() },
+        Ok(v) => VaultReport {
+            path: cfg.vault.to_string(),
+            info: Some(v.info.clone()),
+            error: None,
+            hint: None,
+        },
+        Err(e) => VaultReport {
+            path: cfg.vault.to_string(),
+            info: None,
+            error: Some(e.to_string()),
+            hint: e.hint(),
+        },
     };
 
     let mut guests = Vec::new();
@@ -92,8 +105,12 @@ pub(crate) fn run(args: CheckArgs, ctx: &Context) -> Result<Exit, Error> {
             problems: Vec::new(),
         };
         match manifest::load(&cfg.manifests, vmid) {
-            Ok(None) => g.problems.push(format!("guest {vmid} has no manifest (`{path}` does not exist)")),
-            Err(e) => g.problems.extend(e.problems.iter().map(ToString::to_string)),
+            Ok(None) => g.problems.push(format!(
+                "guest {vmid} has no manifest (`{path}` does not exist)"
+            )),
+            Err(e) => g
+                .problems
+                .extend(e.problems.iter().map(ToString::to_string)),
             Ok(Some(m)) => {
                 g.guest = m.guest;
                 g.required = m.required;
@@ -104,7 +121,9 @@ pub(crate) fn run(args: CheckArgs, ctx: &Context) -> Result<Exit, Error> {
                             g.problems.extend(probs.iter().map(ToString::to_string));
                         }
                     }
-                    Err(_) => g.problems.push("cannot resolve keys: the vault did not open".into()),
+                    Err(_) => g
+                        .problems
+                        .push("cannot resolve keys: the vault did not open".into()),
                 }
             }
         }
@@ -112,7 +131,12 @@ pub(crate) fn run(args: CheckArgs, ctx: &Context) -> Result<Exit, Error> {
     }
 
     let ok = vault.is_ok() && guests.iter().all(|g| g.problems.is_empty());
-    let report = Report { ok, vault: vault_report, guests, warnings };
+    let report = Report {
+        ok,
+        vault: vault_report,
+        guests,
+        warnings,
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report).map_err(|e| Error::Other(e.to_string()))?;
@@ -129,9 +153,18 @@ fn print_text(out: &mut impl Write, r: &Report) {
     }
     match (&r.vault.info, &r.vault.error) {
         (Some(i), _) => {
-            let version = i.version.map_or("no version".into(), |v| format!("version {v}"));
-            let signer = i.signer.as_deref().map_or("unsigned".into(), |s| format!("signed by {s}"));
-            let _ = writeln!(out, "ok      vault {} ({version}, {} secrets, {signer})", i.path, i.secrets);
+            let version = i
+                .version
+                .map_or("no version".into(), |v| format!("version {v}"));
+            let signer = i
+                .signer
+                .as_deref()
+                .map_or("unsigned".into(), |s| format!("signed by {s}"));
+            let _ = writeln!(
+                out,
+                "ok      vault {} ({version}, {} secrets, {signer})",
+                i.path, i.secrets
+            );
         }
         (None, Some(e)) => {
             let _ = writeln!(out, "FAILED  vault: {e}");
@@ -145,11 +178,28 @@ fn print_text(out: &mut impl Write, r: &Report) {
     for g in &r.guests {
         let kind = g.guest.map_or(String::new(), |k| format!(" {k}"));
         if g.problems.is_empty() {
-            let _ = writeln!(out, "ok      {}{kind}: {} file{} ({})", g.vmid, g.files, plural(g.files), g.manifest);
+            let _ = writeln!(
+                out,
+                "ok      {}{kind}: {} file{} ({})",
+                g.vmid,
+                g.files,
+                plural(g.files),
+                g.manifest
+            );
         } else {
             bad += 1;
-            let note = if g.required { "" } else { " (required: false, so a start would only warn)" };
-            let _ = writeln!(out, "FAILED  {}{kind}: {} problem{}{note}", g.vmid, g.problems.len(), plural(g.problems.len()));
+            let note = if g.required {
+                ""
+            } else {
+                " (required: false, so a start would only warn)"
+            };
+            let _ = writeln!(
+                out,
+                "FAILED  {}{kind}: {} problem{}{note}",
+                g.vmid,
+                g.problems.len(),
+                plural(g.problems.len())
+            );
             for p in &g.problems {
                 let _ = writeln!(out, "        {p}");
             }
@@ -161,7 +211,11 @@ fn print_text(out: &mut impl Write, r: &Report) {
         r.guests.len(),
         plural(r.guests.len()),
         r.guests.len() - bad,
-        if r.vault.error.is_some() { "; the vault did not open" } else { "" }
+        if r.vault.error.is_some() {
+            "; the vault did not open"
+        } else {
+            ""
+        }
     );
 }
 

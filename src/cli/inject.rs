@@ -16,7 +16,9 @@ use crate::vault::{Vault, VaultInfo};
 
 /// Arguments of `inject`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  phx-hook inject 101 --dry-run\n  phx-hook inject 101 --dry-run --json")]
+#[command(
+    after_help = "Examples:\n  phx-hook inject 101 --dry-run\n  phx-hook inject 101 --dry-run --json"
+)]
 pub(crate) struct InjectArgs {
     /// The guest.
     vmid: Vmid,
@@ -62,11 +64,19 @@ pub(crate) fn run(args: InjectArgs, ctx: &Context) -> Result<Exit, Error> {
     };
     let guest = match m.guest {
         Some(k) => Some(k),
-        None => pve::find_guest(&cfg.pve.config_dir, args.vmid).ok().map(|g| g.kind),
+        None => pve::find_guest(&cfg.pve.config_dir, args.vmid)
+            .ok()
+            .map(|g| g.kind),
     };
     let vault = Vault::open(cfg)?;
     let plan = plan::build(&m, &vault).map_err(|probs| {
-        Error::Other(probs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        Error::Other(
+            probs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
     })?;
     if !args.dry_run {
         return Err(Error::Other(format!(
@@ -113,7 +123,9 @@ fn view<'a>(plan: &'a Plan, guest: Option<GuestKind>, vault: &'a VaultInfo) -> P
 }
 
 fn print_text(out: &mut impl Write, v: &PlanView<'_>) {
-    let kind = v.guest.map_or("unknown kind".to_string(), |k| k.to_string());
+    let kind = v
+        .guest
+        .map_or("unknown kind".to_string(), |k| k.to_string());
     let _ = writeln!(
         out,
         "plan for guest {} ({kind}): {} file{} from {}{} (dry run: nothing is delivered)",
@@ -121,7 +133,9 @@ fn print_text(out: &mut impl Write, v: &PlanView<'_>) {
         v.files.len(),
         if v.files.len() == 1 { "" } else { "s" },
         v.vault.path,
-        v.vault.version.map_or(String::new(), |n| format!(" version {n}")),
+        v.vault
+            .version
+            .map_or(String::new(), |n| format!(" version {n}")),
     );
     let w = v.files.iter().map(|f| f.dest.len()).max().unwrap_or(0);
     for f in &v.files {

@@ -109,7 +109,11 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         Ok(p) => p,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { Exit::Usage.into() } else { Exit::Ok.into() };
+            return if e.use_stderr() {
+                Exit::Usage.into()
+            } else {
+                Exit::Ok.into()
+            };
         }
     };
     init_logging(&global);
@@ -179,7 +183,14 @@ fn init_logging(g: &Global) {
     // rPGP's debug output describes packets and keys; nothing below warn is useful to an
     // administrator, and a log must never be a place key material could reach.
     b.filter_module("pgp", log::LevelFilter::Warn);
-    b.format(|buf, rec| writeln!(buf, "phx-hook: {}: {}", rec.level().as_str().to_lowercase(), rec.args()));
+    b.format(|buf, rec| {
+        writeln!(
+            buf,
+            "phx-hook: {}: {}",
+            rec.level().as_str().to_lowercase(),
+            rec.args()
+        )
+    });
     let _ = b.try_init();
 }
 

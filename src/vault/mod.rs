@@ -99,7 +99,8 @@ pub enum VaultError {
     /// The vault is not encrypted to any of the host's keys.
     #[error(
         "`{path}` is not encrypted to this host's key: it is encrypted to {}, and the host key is {}",
-        list(recipients), list(host)
+        list(recipients),
+        list(host)
     )]
     NotForThisKey {
         /// The vault.
@@ -110,7 +111,9 @@ pub enum VaultError {
         host: Vec<String>,
     },
     /// The host key is passphrase-protected and no passphrase was configured.
-    #[error("the host key {key} is protected by a passphrase, and no `key_passphrase_file` is configured")]
+    #[error(
+        "the host key {key} is protected by a passphrase, and no `key_passphrase_file` is configured"
+    )]
     PassphraseNeeded {
         /// The key's fingerprint.
         key: String,
@@ -124,7 +127,9 @@ pub enum VaultError {
         file: Utf8PathBuf,
     },
     /// The integrity check (MDC/AEAD tag) failed: the vault was altered or damaged.
-    #[error("`{path}` failed its integrity check: it was modified or damaged after encryption (no plaintext was used)")]
+    #[error(
+        "`{path}` failed its integrity check: it was modified or damaged after encryption (no plaintext was used)"
+    )]
     Tampered {
         /// The vault.
         path: Utf8PathBuf,
@@ -160,7 +165,10 @@ pub enum VaultError {
         detail: String,
     },
     /// `signers` is set and the vault is not signed.
-    #[error("`{path}` is not signed, but `signers` requires a signature by {}", list(signers))]
+    #[error(
+        "`{path}` is not signed, but `signers` requires a signature by {}",
+        list(signers)
+    )]
     Unsigned {
         /// The vault.
         path: Utf8PathBuf,
@@ -168,7 +176,11 @@ pub enum VaultError {
         signers: Vec<String>,
     },
     /// `signers` is set and the vault is signed by someone else (or the signature is bad).
-    #[error("`{path}` is signed by {}, which is not one of the accepted signers ({})", issuers(found), list(signers))]
+    #[error(
+        "`{path}` is signed by {}, which is not one of the accepted signers ({})",
+        issuers(found),
+        list(signers)
+    )]
     UnlistedSigner {
         /// The vault.
         path: Utf8PathBuf,
@@ -180,11 +192,19 @@ pub enum VaultError {
 }
 
 fn list(v: &[String]) -> String {
-    if v.is_empty() { "nothing".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "nothing".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 fn issuers(v: &[String]) -> String {
-    if v.is_empty() { "an unidentified key".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "an unidentified key".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 impl VaultError {
@@ -205,9 +225,9 @@ impl VaultError {
             }
             VaultError::GnupgAead { .. } => "set `gnupg_aead: true` in the config".into(),
             VaultError::Unsigned { .. } => "sign the vault: `gpg --sign --encrypt --local-user <signer> ...`".into(),
-            VaultError::UnlistedSigner { .. } => format!(
-                "sign with an accepted key, or add the signer's fingerprint to `signers` (and its public key to the recipients file)"
-            ),
+            VaultError::UnlistedSigner { .. } => "sign with an accepted key, or add the signer's fingerprint to \
+                `signers` (and its public key to the recipients file)"
+                .to_string(),
             VaultError::NotJson { .. } | VaultError::BadShape { .. } => {
                 "decrypt it with gpg and fix the JSON; the top level must be an object of strings and objects".into()
             }
@@ -256,19 +276,35 @@ impl Vault {
         } else {
             let bytes = read_public_file(&cfg.recipients)?;
             pgp::Certs::parse(&bytes)
-                .map_err(|detail| VaultError::BadCerts { path: cfg.recipients.clone(), detail })?
+                .map_err(|detail| VaultError::BadCerts {
+                    path: cfg.recipients.clone(),
+                    detail,
+                })?
                 .0
         };
         let ct = read_vault(&cfg.vault)?;
         let path = cfg.vault.clone();
-        let d = pgp::decrypt(&keys, passphrase.as_ref(), &ct, cfg.gnupg_aead, &cfg.signers, &certs).map_err(|e| {
+        let d = pgp::decrypt(
+            &keys,
+            passphrase.as_ref(),
+            &ct,
+            cfg.gnupg_aead,
+            &cfg.signers,
+            &certs,
+        )
+        .map_err(|e| {
             use pgp::DecryptError as D;
             match e {
-                D::NotOpenPgp(detail) => VaultError::NotOpenPgp { path: path.clone(), detail },
+                D::NotOpenPgp(detail) => VaultError::NotOpenPgp {
+                    path: path.clone(),
+                    detail,
+                },
                 D::NotEncrypted => VaultError::NotEncrypted { path: path.clone() },
-                D::NotForThisKey { recipients } => {
-                    VaultError::NotForThisKey { path: path.clone(), recipients, host: keys.fingerprints() }
-                }
+                D::NotForThisKey { recipients } => VaultError::NotForThisKey {
+                    path: path.clone(),
+                    recipients,
+                    host: keys.fingerprints(),
+                },
                 D::PassphraseNeeded { key } => VaultError::PassphraseNeeded { key },
                 D::WrongPassphrase { key } => VaultError::WrongPassphrase {
                     key,
@@ -276,16 +312,26 @@ impl Vault {
                 },
                 D::Tampered => VaultError::Tampered { path: path.clone() },
                 D::GnupgAeadDisabled => VaultError::GnupgAead { path: path.clone() },
-                D::Corrupt(detail) => VaultError::Corrupt { path: path.clone(), detail },
+                D::Corrupt(detail) => VaultError::Corrupt {
+                    path: path.clone(),
+                    detail,
+                },
             }
         })?;
         let signer = match d.signature {
             pgp::Signature::Valid(f) => Some(f),
             pgp::Signature::Unsigned if !cfg.signers.is_empty() => {
-                return Err(VaultError::Unsigned { path, signers: cfg.signers.clone() });
+                return Err(VaultError::Unsigned {
+                    path,
+                    signers: cfg.signers.clone(),
+                });
             }
             pgp::Signature::NotVerified(found) if !cfg.signers.is_empty() => {
-                return Err(VaultError::UnlistedSigner { path, found, signers: cfg.signers.clone() });
+                return Err(VaultError::UnlistedSigner {
+                    path,
+                    found,
+                    signers: cfg.signers.clone(),
+                });
             }
             _ => None,
         };
@@ -306,12 +352,18 @@ impl Vault {
         let mut entries = BTreeMap::new();
         let mut version = None;
         let mut de = serde_json::Deserializer::from_slice(plaintext);
-        let seed = Root { entries: &mut entries, version: &mut version };
+        let seed = Root {
+            entries: &mut entries,
+            version: &mut version,
+        };
         if let Err(e) = seed.deserialize(&mut de).and_then(|()| de.end()) {
             return Err(json_error(&path, &e));
         }
         info.version = version;
-        info.secrets = entries.values().filter(|e| matches!(e, Entry::Text(_))).count();
+        info.secrets = entries
+            .values()
+            .filter(|e| matches!(e, Entry::Text(_)))
+            .count();
         Ok(Vault { entries, info })
     }
 
@@ -327,13 +379,18 @@ impl Vault {
 
     /// Every key that holds a string, sorted.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().filter(|(_, e)| matches!(e, Entry::Text(_))).map(|(k, _)| k.as_str())
+        self.entries
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Text(_)))
+            .map(|(k, _)| k.as_str())
     }
 }
 
 impl fmt::Debug for Vault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Vault").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Vault")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -351,52 +408,87 @@ fn json_error(path: &Utf8Path, e: &serde_json::Error) -> VaultError {
             Some(i) => msg[..i].to_string(),
             None => msg,
         };
-        return VaultError::BadShape { path: path.to_owned(), detail: msg };
+        return VaultError::BadShape {
+            path: path.to_owned(),
+            detail: msg,
+        };
     }
     let what = match e.classify() {
         serde_json::error::Category::Eof => "it ends early",
         _ => "syntax error",
     };
-    VaultError::NotJson { path: path.to_owned(), detail: format!("{what} at line {} column {}", e.line(), e.column()) }
+    VaultError::NotJson {
+        path: path.to_owned(),
+        detail: format!("{what} at line {} column {}", e.line(), e.column()),
+    }
 }
 
 fn read_secret_file(path: &Utf8Path, limit: u64) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-    let read_err = |source| InputError::Read { path: path.to_owned(), source };
+    let read_err = |source| InputError::Read {
+        path: path.to_owned(),
+        source,
+    };
     let mut f = fs::File::open(path).map_err(read_err)?;
     let meta = f.metadata().map_err(read_err)?;
     input::check_trust(path, &meta, Trust::RootOnly)?;
     let mut buf = Zeroizing::new(Vec::with_capacity(meta.len().min(limit) as usize + 1));
-    f.by_ref().take(limit + 1).read_to_end(&mut buf).map_err(read_err)?;
+    f.by_ref()
+        .take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(read_err)?;
     if buf.len() as u64 > limit {
-        return Err(InputError::TooLarge { path: path.to_owned(), size: buf.len() as u64 }.into());
+        return Err(InputError::TooLarge {
+            path: path.to_owned(),
+            size: buf.len() as u64,
+        }
+        .into());
     }
     Ok(buf)
 }
 
 fn read_public_file(path: &Utf8Path) -> Result<Vec<u8>, VaultError> {
-    let read_err = |source| InputError::Read { path: path.to_owned(), source };
+    let read_err = |source| InputError::Read {
+        path: path.to_owned(),
+        source,
+    };
     let mut f = fs::File::open(path).map_err(read_err)?;
     let meta = f.metadata().map_err(read_err)?;
     input::check_trust(path, &meta, Trust::RootWritable)?;
     let mut buf = Vec::new();
-    f.by_ref().take(MAX_VAULT_BYTES + 1).read_to_end(&mut buf).map_err(read_err)?;
+    f.by_ref()
+        .take(MAX_VAULT_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(read_err)?;
     Ok(buf)
 }
 
 fn read_vault(path: &Utf8Path) -> Result<Vec<u8>, VaultError> {
-    let read_err = |source| InputError::Read { path: path.to_owned(), source };
+    let read_err = |source| InputError::Read {
+        path: path.to_owned(),
+        source,
+    };
     let mut f = fs::File::open(path).map_err(read_err)?;
     let meta = f.metadata().map_err(read_err)?;
     input::check_trust(path, &meta, Trust::RootWritable)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_str().is_empty()) {
-        let dmeta = fs::metadata(dir).map_err(|source| InputError::Read { path: dir.to_owned(), source })?;
+        let dmeta = fs::metadata(dir).map_err(|source| InputError::Read {
+            path: dir.to_owned(),
+            source,
+        })?;
         input::check_trust(dir, &dmeta, Trust::RootWritable)?;
     }
     if meta.len() > MAX_VAULT_BYTES {
-        return Err(InputError::TooLarge { path: path.to_owned(), size: meta.len() }.into());
+        return Err(InputError::TooLarge {
+            path: path.to_owned(),
+            size: meta.len(),
+        }
+        .into());
     }
     let mut buf = Vec::with_capacity(meta.len() as usize);
-    f.by_ref().take(MAX_VAULT_BYTES + 1).read_to_end(&mut buf).map_err(read_err)?;
+    f.by_ref()
+        .take(MAX_VAULT_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(read_err)?;
     Ok(buf)
 }
 
@@ -426,18 +518,25 @@ impl<'de> Visitor<'de> for Root<'_> {
             }
             check_segment::<A::Error>("", &key)?;
             insert::<A::Error>(self.entries, &key, Entry::Object)?;
-            map.next_value_seed(Node { entries: self.entries, path: key })?;
+            map.next_value_seed(Node {
+                entries: self.entries,
+                path: key,
+            })?;
         }
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(de::Error::custom("the top level is an array; it must be an object"))
+        Err(de::Error::custom(
+            "the top level is an array; it must be an object",
+        ))
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
         Err(E::custom("the top level is a string; it must be an object"))
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(E::custom("the top level is a boolean; it must be an object"))
+        Err(E::custom(
+            "the top level is a boolean; it must be an object",
+        ))
     }
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
         Err(E::custom("the top level is a number; it must be an object"))
@@ -455,7 +554,11 @@ impl<'de> Visitor<'de> for Root<'_> {
 
 fn check_segment<E: de::Error>(parent: &str, key: &str) -> Result<(), E> {
     if key.is_empty() || key.contains('/') {
-        let shown = if parent.is_empty() { key.escape_debug().to_string() } else { format!("{parent}/{}", key.escape_debug()) };
+        let shown = if parent.is_empty() {
+            key.escape_debug().to_string()
+        } else {
+            format!("{parent}/{}", key.escape_debug())
+        };
         return Err(E::custom(format!(
             "key `{shown}` is empty or contains `/`, which phx-hook uses to separate key paths"
         )));
@@ -463,9 +566,16 @@ fn check_segment<E: de::Error>(parent: &str, key: &str) -> Result<(), E> {
     Ok(())
 }
 
-fn insert<E: de::Error>(entries: &mut BTreeMap<String, Entry>, path: &str, e: Entry) -> Result<(), E> {
+fn insert<E: de::Error>(
+    entries: &mut BTreeMap<String, Entry>,
+    path: &str,
+    e: Entry,
+) -> Result<(), E> {
     if entries.insert(path.to_string(), e).is_some() {
-        return Err(E::custom(format!("key `{}` appears twice", path.escape_debug())));
+        return Err(E::custom(format!(
+            "key `{}` appears twice",
+            path.escape_debug()
+        )));
     }
     Ok(())
 }
@@ -527,7 +637,10 @@ impl<'de> Visitor<'de> for Node<'_> {
             check_segment::<A::Error>(&self.path, &key)?;
             let path = format!("{}/{key}", self.path);
             insert::<A::Error>(self.entries, &path, Entry::Object)?;
-            map.next_value_seed(Node { entries: self.entries, path })?;
+            map.next_value_seed(Node {
+                entries: self.entries,
+                path,
+            })?;
         }
         Ok(())
     }
@@ -569,7 +682,13 @@ mod tests {
     use super::*;
 
     fn vault(json: &str) -> Result<Vault, VaultError> {
-        Vault::from_plaintext(json.as_bytes(), VaultInfo { path: "/v.gpg".into(), ..Default::default() })
+        Vault::from_plaintext(
+            json.as_bytes(),
+            VaultInfo {
+                path: "/v.gpg".into(),
+                ..Default::default()
+            },
+        )
     }
 
     fn k(s: &str) -> KeyPath {
@@ -580,11 +699,26 @@ mod tests {
     fn nested_keys_resolve() {
         let v = vault(r#"{"_phx":{"version":7,"diff_key":"x"},"samba":{"password":"s3\"cr\u00e9t"},"n":1,"a":[1]}"#).unwrap();
         assert_eq!(v.info.version, Some(7));
-        assert_eq!(v.get(&k("samba/password")).unwrap().expose(), "s3\"cr\u{e9}t".as_bytes());
-        assert_eq!(v.get(&k("samba")).unwrap_err(), LookupError::Object("samba".into()));
-        assert_eq!(v.get(&k("n")).unwrap_err(), LookupError::NotText("n".into(), "number"));
-        assert_eq!(v.get(&k("a")).unwrap_err(), LookupError::NotText("a".into(), "array"));
-        assert_eq!(v.get(&k("nope")).unwrap_err(), LookupError::Missing("nope".into()));
+        assert_eq!(
+            v.get(&k("samba/password")).unwrap().expose(),
+            "s3\"cr\u{e9}t".as_bytes()
+        );
+        assert_eq!(
+            v.get(&k("samba")).unwrap_err(),
+            LookupError::Object("samba".into())
+        );
+        assert_eq!(
+            v.get(&k("n")).unwrap_err(),
+            LookupError::NotText("n".into(), "number")
+        );
+        assert_eq!(
+            v.get(&k("a")).unwrap_err(),
+            LookupError::NotText("a".into(), "array")
+        );
+        assert_eq!(
+            v.get(&k("nope")).unwrap_err(),
+            LookupError::Missing("nope".into())
+        );
         assert_eq!(v.keys().collect::<Vec<_>>(), vec!["samba/password"]);
     }
 
@@ -596,8 +730,14 @@ mod tests {
             ("{\"a\": \"topsecretvalue\"", "ends early"),
             ("{\"a\": topsecretvalue}", "syntax error"),
             ("{\"a/b\": \"topsecretvalue\"}", "contains `/`"),
-            ("{\"a\": {\"b\": \"x\"}, \"a\": \"topsecretvalue\"}", "twice"),
-            ("{\"_phx\": {\"version\": \"topsecretvalue\"}}", "_phx.version"),
+            (
+                "{\"a\": {\"b\": \"x\"}, \"a\": \"topsecretvalue\"}",
+                "twice",
+            ),
+            (
+                "{\"_phx\": {\"version\": \"topsecretvalue\"}}",
+                "_phx.version",
+            ),
             ("not json topsecretvalue", "syntax error"),
         ] {
             let e = vault(json).unwrap_err().to_string();

@@ -7,7 +7,7 @@
 use std::io::Read;
 
 use pgp::composed::{
-    Deserializable, DecryptionOptions, Esk, Message, SignedPublicKey, SignedSecretKey, TheRing,
+    DecryptionOptions, Deserializable, Esk, Message, SignedPublicKey, SignedSecretKey, TheRing,
 };
 use pgp::types::{KeyDetails, Password, VerifyingKey};
 use zeroize::Zeroizing;
@@ -33,7 +33,10 @@ impl HostKeys {
         for k in iter {
             let k = k.map_err(|e| KeyFileError::Invalid(e.to_string()))?;
             k.verify_bindings().map_err(|e| {
-                KeyFileError::Invalid(format!("key {} has invalid self-signatures: {e}", fpr(&k.primary_key)))
+                KeyFileError::Invalid(format!(
+                    "key {} has invalid self-signatures: {e}",
+                    fpr(&k.primary_key)
+                ))
             })?;
             keys.push(k);
         }
@@ -66,7 +69,9 @@ impl Certs {
     /// Parse every certificate in `bytes` (armored or binary); certificates whose
     /// self-signatures do not verify are skipped (and named in the second value).
     pub(crate) fn parse(bytes: &[u8]) -> Result<(Certs, Vec<String>), String> {
-        let iter = SignedPublicKey::from_reader_many(bytes).map_err(|e| e.to_string())?.0;
+        let iter = SignedPublicKey::from_reader_many(bytes)
+            .map_err(|e| e.to_string())?
+            .0;
         let mut certs = Vec::new();
         let mut bad = Vec::new();
         for c in iter {
@@ -85,7 +90,9 @@ impl Certs {
     }
 
     fn get(&self, fingerprint: &str) -> Option<&SignedPublicKey> {
-        self.certs.iter().find(|c| fpr(&c.primary_key) == fingerprint)
+        self.certs
+            .iter()
+            .find(|c| fpr(&c.primary_key) == fingerprint)
     }
 }
 
@@ -129,7 +136,8 @@ pub(crate) fn decrypt(
     signers: &[String],
     certs: &Certs,
 ) -> Result<Decrypted, DecryptError> {
-    let (msg, _headers) = Message::from_reader(ct).map_err(|e| DecryptError::NotOpenPgp(e.to_string()))?;
+    let (msg, _headers) =
+        Message::from_reader(ct).map_err(|e| DecryptError::NotOpenPgp(e.to_string()))?;
     let recipients = match &msg {
         Message::Encrypted { esk, .. } => esk
             .iter()
@@ -162,20 +170,38 @@ pub(crate) fn decrypt(
     };
     let (mut msg, _ring_result) = match msg.decrypt_the_ring(ring, true) {
         Ok(m) => m,
-        Err(e) => return Err(classify(e, keys, &pw, passphrase.is_some(), ct, &recipients)),
+        Err(e) => {
+            return Err(classify(
+                e,
+                keys,
+                &pw,
+                passphrase.is_some(),
+                ct,
+                &recipients,
+            ));
+        }
     };
-    let corrupt = |e: pgp::errors::Error| io_kind(&e).unwrap_or_else(|| DecryptError::Corrupt(e.to_string()));
+    let corrupt =
+        |e: pgp::errors::Error| io_kind(&e).unwrap_or_else(|| DecryptError::Corrupt(e.to_string()));
     if msg.is_compressed() {
         msg = msg.decompress().map_err(corrupt)?;
     }
-    let mut plaintext = Zeroizing::new(Vec::with_capacity(ct.len().saturating_mul(4).min(64 << 20)));
-    msg.read_to_end(&mut plaintext).map_err(|e| corrupt(e.into()))?;
+    let mut plaintext =
+        Zeroizing::new(Vec::with_capacity(ct.len().saturating_mul(4).min(64 << 20)));
+    msg.read_to_end(&mut plaintext)
+        .map_err(|e| corrupt(e.into()))?;
     let signature = check_signature(&msg, signers, certs);
-    Ok(Decrypted { plaintext, recipients, signature })
+    Ok(Decrypted {
+        plaintext,
+        recipients,
+        signature,
+    })
 }
 
 fn check_signature(msg: &Message<'_>, signers: &[String], certs: &Certs) -> Signature {
-    let Message::Signed { reader, .. } = msg else { return Signature::Unsigned };
+    let Message::Signed { reader, .. } = msg else {
+        return Signature::Unsigned;
+    };
     let mut issuers = Vec::new();
     for i in 0..reader.num_signatures() {
         if let Some(sig) = reader.signature(i) {
@@ -189,10 +215,19 @@ fn check_signature(msg: &Message<'_>, signers: &[String], certs: &Certs) -> Sign
             }
         }
         for want in signers {
-            let Some(cert) = certs.get(want) else { continue };
+            let Some(cert) = certs.get(want) else {
+                continue;
+            };
             let mut cands: Vec<&dyn VerifyingKey> = vec![&cert.primary_key];
-            cands.extend(cert.public_subkeys.iter().map(|s| &s.key as &dyn VerifyingKey));
-            if cands.into_iter().any(|k| msg.verify_nested_explicit(i, k).is_ok()) {
+            cands.extend(
+                cert.public_subkeys
+                    .iter()
+                    .map(|s| &s.key as &dyn VerifyingKey),
+            );
+            if cands
+                .into_iter()
+                .any(|k| msg.verify_nested_explicit(i, k).is_ok())
+            {
                 return Signature::Valid(want.clone());
             }
         }
@@ -225,14 +260,21 @@ fn classify(
     let hidden = recipients.iter().any(|r| r.chars().all(|c| c == '0'));
     for key in &keys.keys {
         let ids: Vec<String> = std::iter::once(hex_upper(key.primary_key.legacy_key_id().as_ref()))
-            .chain(key.secret_subkeys.iter().map(|s| hex_upper(s.key.legacy_key_id().as_ref())))
+            .chain(
+                key.secret_subkeys
+                    .iter()
+                    .map(|s| hex_upper(s.key.legacy_key_id().as_ref())),
+            )
             .collect();
         let matched = hidden || recipients.iter().any(|r| ids.contains(r));
         if !matched {
             continue;
         }
         let locked = key.primary_key.secret_params().is_encrypted()
-            || key.secret_subkeys.iter().any(|s| s.key.secret_params().is_encrypted());
+            || key
+                .secret_subkeys
+                .iter()
+                .any(|s| s.key.secret_params().is_encrypted());
         if !locked {
             continue;
         }
@@ -240,14 +282,22 @@ fn classify(
             .secret_subkeys
             .iter()
             .map(|s| s.key.unlock(pw, |_, _| Ok(())).is_ok())
-            .chain(std::iter::once(key.primary_key.unlock(pw, |_, _| Ok(())).is_ok()))
+            .chain(std::iter::once(
+                key.primary_key.unlock(pw, |_, _| Ok(())).is_ok(),
+            ))
             .any(|ok| ok);
         if !unlocks {
             let key = fpr(&key.primary_key);
-            return if have_pw { DecryptError::WrongPassphrase { key } } else { DecryptError::PassphraseNeeded { key } };
+            return if have_pw {
+                DecryptError::WrongPassphrase { key }
+            } else {
+                DecryptError::PassphraseNeeded { key }
+            };
         }
     }
-    DecryptError::NotForThisKey { recipients: recipients.to_vec() }
+    DecryptError::NotForThisKey {
+        recipients: recipients.to_vec(),
+    }
 }
 
 /// rPGP wraps the MDC failure (and truncation) in an I/O error.
@@ -257,10 +307,11 @@ fn io_kind(e: &pgp::errors::Error) -> Option<DecryptError> {
         return Some(DecryptError::Tampered);
     }
     if let pgp::errors::Error::IO { source, .. } = e {
-        if let Some(inner) = source.get_ref().and_then(|i| i.downcast_ref::<pgp::errors::Error>()) {
-            if matches!(inner, pgp::errors::Error::MdcError) {
-                return Some(DecryptError::Tampered);
-            }
+        let inner = source
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<pgp::errors::Error>());
+        if matches!(inner, Some(pgp::errors::Error::MdcError)) {
+            return Some(DecryptError::Tampered);
         }
         if source.kind() == std::io::ErrorKind::UnexpectedEof {
             return Some(DecryptError::Corrupt("the message is truncated".into()));

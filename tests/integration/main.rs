@@ -1,0 +1,9 @@
+//! One integration-test binary (STYLE.md §5.5): the real `phx-hook` binary against
+//! keys and vaults made by the real `gpg`.
+
+#![allow(unreachable_pub, missing_docs)]
+
+mod cli;
+mod inputs;
+mod util;
+mod vault;

@@ -1,0 +1,323 @@
+//! Test harness: keys made by the real `gpg` once per test run, a throwaway node
+//! layout (config, manifests, vault, host key) per test, and a runner for the real
+//! `phx-hook` binary.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_phx-hook");
+
+/// Run a command, panic with its output if it fails.
+pub fn sh(cmd: &mut Command) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A GnuPG home with the keys the tests use, made once.
+pub struct Keys {
+    pub home: PathBuf,
+    /// name -> primary fingerprint
+    fprs: Vec<(&'static str, String)>,
+}
+
+/// Key names: `ed` (ed25519/cv25519), `rsa` (RSA-3072), `edpw` (ed25519/cv25519 with
+/// passphrase `correct horse`), `other` (a key the host does not hold), `signer` and
+/// `stranger` (signing keys; only `signer` is listed in configs that set `signers`).
+pub const PASSPHRASE: &str = "correct horse";
+
+pub fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let home = std::env::temp_dir().join(format!("phx-hook-gnupg-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&home);
+        fs::create_dir_all(&home).unwrap();
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+        let mut fprs = Vec::new();
+        for (name, algo, pw) in [
+            ("ed", "future-default", ""),
+            ("rsa", "default", ""),
+            ("edpw", "future-default", PASSPHRASE),
+            ("other", "future-default", ""),
+            ("signer", "future-default", ""),
+            ("stranger", "future-default", ""),
+        ] {
+            let uid = format!("{name} <{name}@phx-hook.test>");
+            sh(gpg(&home).args([
+                "--passphrase",
+                pw,
+                "--quick-gen-key",
+                &uid,
+                algo,
+                "default",
+                "never",
+            ]));
+            let out = sh(gpg(&home).args(["--with-colons", "--list-keys", &uid]));
+            let text = String::from_utf8(out.stdout).unwrap();
+            let fpr = text
+                .lines()
+                .find(|l| l.starts_with("fpr:"))
+                .unwrap()
+                .split(':')
+                .nth(9)
+                .unwrap()
+                .to_string();
+            fprs.push((name, fpr));
+        }
+        Keys { home, fprs }
+    })
+}
+
+pub fn gpg(home: &Path) -> Command {
+    let mut c = Command::new("gpg");
+    c.arg("--homedir").arg(home).args([
+        "--batch",
+        "--quiet",
+        "--yes",
+        "--pinentry-mode",
+        "loopback",
+        "--trust-model",
+        "always",
+    ]);
+    c
+}
+
+impl Keys {
+    pub fn fpr(&self, name: &str) -> &str {
+        &self.fprs.iter().find(|(n, _)| *n == name).unwrap().1
+    }
+
+    /// The secret key `name`, armored or binary.
+    pub fn secret(&self, name: &str, armor: bool) -> Vec<u8> {
+        let mut c = gpg(&self.home);
+        c.args(["--passphrase", if name == "edpw" { PASSPHRASE } else { "" }]);
+        if armor {
+            c.arg("--armor");
+        }
+        sh(c.args(["--export-secret-keys", self.fpr(name)])).stdout
+    }
+
+    /// Public keys of `names`, armored.
+    pub fn public(&self, names: &[&str]) -> Vec<u8> {
+        let mut c = gpg(&self.home);
+        c.args(["--armor", "--export"]);
+        for n in names {
+            c.arg(self.fpr(n));
+        }
+        sh(&mut c).stdout
+    }
+
+    /// Sign (without encrypting) `plaintext` with the `ed` key.
+    pub fn sign_only(&self, plaintext: &[u8]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.json");
+        fs::write(&input, plaintext).unwrap();
+        let out = dir.path().join("out.gpg");
+        sh(gpg(&self.home)
+            .args([
+                "--passphrase",
+                "",
+                "--local-user",
+                self.fpr("ed"),
+                "--output",
+            ])
+            .arg(&out)
+            .arg("--sign")
+            .arg(&input));
+        fs::read(&out).unwrap()
+    }
+
+    /// Encrypt `plaintext` with gpg. `opts` are extra gpg arguments (`-a`, `--sign`, ...).
+    pub fn encrypt(
+        &self,
+        plaintext: &[u8],
+        recipients: &[&str],
+        hidden: bool,
+        signer: Option<&str>,
+        opts: &[&str],
+    ) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.json");
+        fs::write(&input, plaintext).unwrap();
+        let out = dir.path().join("out.gpg");
+        let mut c = gpg(&self.home);
+        c.args(["--passphrase", ""]);
+        for r in recipients {
+            c.arg(if hidden { "-R" } else { "-r" }).arg(self.fpr(r));
+        }
+        if let Some(s) = signer {
+            c.args(["--sign", "--local-user", self.fpr(s)]);
+        }
+        c.args(opts)
+            .arg("--output")
+            .arg(&out)
+            .arg("--encrypt")
+            .arg(&input);
+        sh(&mut c);
+        fs::read(&out).unwrap()
+    }
+}
+
+/// A throwaway host: config, manifests directory, vault and host key in a 0700 temp dir.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+}
+
+impl Node {
+    pub fn new() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let n = Node { dir };
+        fs::create_dir_all(n.path("manifests")).unwrap();
+        fs::create_dir_all(n.path("pve/lxc")).unwrap();
+        fs::create_dir_all(n.path("pve/qemu-server")).unwrap();
+        n.config("");
+        n
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Write the config: the standard paths plus `extra` YAML lines.
+    pub fn config(&self, extra: &str) {
+        let d = self.dir.path().display();
+        self.write(
+            "phx-hook.yaml",
+            format!(
+                "vault: {d}/secrets.json.gpg\nkey: {d}/host.key\nmanifests: {d}/manifests\naudit_log: {d}/audit.jsonl\npve:\n  config_dir: {d}/pve\n{extra}"
+            )
+            .as_bytes(),
+        );
+    }
+
+    pub fn write(&self, rel: &str, bytes: &[u8]) {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, bytes).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    pub fn host_key(&self, bytes: &[u8]) {
+        self.write("host.key", bytes);
+    }
+
+    pub fn vault(&self, bytes: &[u8]) {
+        self.write("secrets.json.gpg", bytes);
+    }
+
+    pub fn manifest(&self, vmid: u32, yaml: &str) {
+        self.write(&format!("manifests/{vmid}.yaml"), yaml.as_bytes());
+    }
+
+    /// Run phx-hook with this node's config.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(self.path("phx-hook.yaml"))
+            .args(args)
+            .env_remove("PHX_HOOK_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// What a run printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit status; stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_contains(&self, needle: &str) -> &Run {
+        assert!(
+            self.all().contains(needle),
+            "output lacks {needle:?}:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_lacks(&self, needle: &str) -> &Run {
+        assert!(
+            !self.all().contains(needle),
+            "output has {needle:?}:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// A vault plaintext whose values are distinctive, so a leak is easy to spot.
+pub const VAULT_JSON: &str = r#"{
+  "_phx": {"version": 3},
+  "samba": {"password": "SMB-SECRET-7f3a9c"},
+  "app": {"db_password": "DB-SECRET-41b2e8", "api_token": "TOKEN-SECRET-c0ffee"},
+  "kerberos": {"keytab": "S0VZVEFCLVNFQ1JFVC1iaW5hcnkA/w=="}
+}"#;
+
+/// Every value (and the decoded keytab) in [`VAULT_JSON`].
+pub const SECRET_VALUES: [&str; 5] = [
+    "SMB-SECRET-7f3a9c",
+    "DB-SECRET-41b2e8",
+    "TOKEN-SECRET-c0ffee",
+    "S0VZVEFCLVNFQ1JFVC1iaW5hcnkA",
+    "KEYTAB-SECRET",
+];
+
+/// A manifest that uses every format.
+pub fn full_manifest() -> &'static str {
+    "guest: lxc\nfiles:\n  - dest: /etc/samba/phoenix.secret\n    key: samba/password\n  - dest: /etc/app/app.env\n    format: env\n    vars: { DATABASE_PASS: app/db_password, API_TOKEN: app/api_token }\n    mode: \"0640\"\n    group: 1000\n  - dest: /etc/app/app.json\n    format: json\n    vars: { db: app/db_password }\n  - dest: /etc/app/app.conf\n    template: templates/app.conf.tmpl\n  - dest: /etc/krb5.keytab\n    key: kerberos/keytab\n    decode: base64\nafter:\n  - [systemctl, try-reload-or-restart, smbd]\n"
+}
+
+pub const TEMPLATE: &str =
+    "[db]\npassword = {{ phx://app/db_password }}\ntoken={{phx://app/api_token}}\n";
+
+/// A node with the ed25519 host key, a gpg-made vault and the full manifest for 101.
+pub fn ready_node() -> Node {
+    let k = keys();
+    let n = Node::new();
+    n.host_key(&k.secret("ed", true));
+    n.vault(&k.encrypt(VAULT_JSON.as_bytes(), &["ed"], false, None, &[]));
+    n.write("manifests/templates/app.conf.tmpl", TEMPLATE.as_bytes());
+    n.manifest(101, full_manifest());
+    n
+}
