@@ -11,8 +11,10 @@
 
 #![deny(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod error;
 pub mod hardening;
 pub mod input;

@@ -1,12 +1,15 @@
-//! `phx-hook inject <vmid> [--dry-run] [--json]`: deliver one guest's secrets by hand.
+//! `phx-hook inject <vmid> [--dry-run] [--json] [--wait SECS]`: deliver one guest's
+//! secrets by hand, synchronously, with a progress line per file on stderr and a summary.
 //! With `--dry-run` it prints the plan (destination, keys, format, mode, owner, size)
-//! and touches nothing; it never prints a value or a digest of one.
+//! and touches nothing. It never prints a value or a digest of one.
 
 use std::io::Write;
 
 use serde::Serialize;
 
 use super::{Context, Exit};
+use crate::audit::{Audit, Event as AuditEvent};
+use crate::deliver::{self, Event, Report, Transport, qga::QgaTransport};
 use crate::error::Error;
 use crate::manifest::{self, Owner};
 use crate::plan::{self, Plan};
@@ -27,9 +30,13 @@ pub(crate) struct InjectArgs {
     #[arg(long)]
     dry_run: bool,
 
-    /// Print the plan as JSON (with --dry-run).
+    /// Print the plan (or the delivery report) as JSON.
     #[arg(long)]
     json: bool,
+
+    /// VMs: wait up to SECS for the guest agent to answer before delivering.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(0..=86400))]
+    wait: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -79,10 +86,7 @@ pub(crate) fn run(args: InjectArgs, ctx: &Context) -> Result<Exit, Error> {
         )
     })?;
     if !args.dry_run {
-        return Err(Error::Other(format!(
-            "delivery into guests is not available in this version; `phx-hook inject {} --dry-run` shows the plan",
-            args.vmid
-        )));
+        return deliver_now(&args, ctx, &plan, guest, &vault.info);
     }
     let view = view(&plan, guest, &vault.info);
     let mut out = std::io::stdout().lock();
@@ -152,5 +156,184 @@ fn print_text(out: &mut impl Write, v: &PlanView<'_>) {
     }
     for cmd in v.after {
         let _ = writeln!(out, "  then run: {}", cmd.join(" "));
+    }
+}
+
+/// Deliver `plan` now, reporting progress on stderr, and audit every step.
+fn deliver_now(
+    args: &InjectArgs,
+    ctx: &Context,
+    plan: &Plan,
+    guest: Option<GuestKind>,
+    vault: &VaultInfo,
+) -> Result<Exit, Error> {
+    let cfg = &ctx.config;
+    let vmid = args.vmid;
+    let audit = Audit::new(&cfg.audit_log);
+    let mut events = vec![decrypt_event(vmid, "inject", vault)];
+    let mut transport: Box<dyn Transport> = match guest {
+        Some(GuestKind::Qemu) => {
+            let socket = cfg.pve.qga_socket_dir.join(format!("{vmid}.qga"));
+            let mut t = QgaTransport::new(vmid, socket.into(), cfg.agent.timeout);
+            if let Some(secs) = args.wait {
+                eprintln!("phx-hook: {vmid}: waiting up to {secs}s for the guest agent");
+                match t.wait(std::time::Duration::from_secs(u64::from(secs))) {
+                    Ok(took) => eprintln!(
+                        "phx-hook: {vmid}: the guest agent answered after {:.1}s",
+                        took.as_secs_f64()
+                    ),
+                    Err(e) => {
+                        events.push(
+                            AuditEvent::new(Some(vmid), "inject", "deliver", "failed")
+                                .with("error", e.to_string()),
+                        );
+                        write_audit(&audit, &events);
+                        return Err(Error::Other(e.to_string()));
+                    }
+                }
+            }
+            Box::new(t)
+        }
+        Some(GuestKind::Lxc) => {
+            return Err(Error::Other(format!(
+                "delivery into containers is not available in this version (guest {vmid} is a container)"
+            )));
+        }
+        None => {
+            return Err(Error::Other(format!(
+                "cannot tell whether guest {vmid} is a VM or a container: set `guest:` in its manifest, or check `{}`",
+                cfg.pve.config_dir
+            )));
+        }
+    };
+    let report = deliver::execute(plan, transport.as_mut(), &mut |e| progress(vmid, e));
+    let name = transport.name();
+    events.extend(delivery_events(vmid, "inject", name, &report, vault));
+    let audited = write_audit(&audit, &events);
+    let delivered = report.files.iter().filter(|f| f.outcome.is_ok()).count();
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        let _ = serde_json::to_writer_pretty(&mut out, &report);
+        let _ = writeln!(out);
+    }
+    let after_ok = report
+        .after
+        .iter()
+        .filter(|a| matches!(&a.outcome, Ok(o) if o.success()))
+        .count();
+    eprintln!(
+        "phx-hook: {vmid}: {delivered} of {} file{} delivered through {name}{}",
+        report.files.len(),
+        if report.files.len() == 1 { "" } else { "s" },
+        if plan.after.is_empty() {
+            String::new()
+        } else if report.after.is_empty() {
+            format!(
+                "; {} after-command(s) not run because a file failed",
+                plan.after.len()
+            )
+        } else {
+            format!(
+                "; {after_ok} of {} after-command(s) succeeded",
+                report.after.len()
+            )
+        }
+    );
+    Ok(if report.files_ok() && report.after_ok() && audited {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}
+
+fn progress(vmid: Vmid, e: Event<'_>) {
+    match e {
+        Event::File(f) => match &f.outcome {
+            Ok(v) => eprintln!(
+                "phx-hook: {vmid}: {} ({} bytes): ok, verified by {}",
+                f.dest,
+                f.size,
+                match v {
+                    deliver::Verified::Digest => "sha256",
+                    deliver::Verified::Size => "size only (no sha256sum in the guest)",
+                }
+            ),
+            Err(why) => eprintln!(
+                "phx-hook: {vmid}: {} ({} bytes): FAILED: {why}",
+                f.dest, f.size
+            ),
+        },
+        Event::After(a) => match &a.outcome {
+            Ok(o) if o.success() => eprintln!("phx-hook: {vmid}: after: {}: ok", a.argv.join(" ")),
+            Ok(o) => eprintln!(
+                "phx-hook: {vmid}: after: {}: FAILED ({}); the delivered files stay in place",
+                a.argv.join(" "),
+                match (o.exitcode, o.signal) {
+                    (_, Some(s)) => format!("killed by signal {s}"),
+                    (c, None) => format!("exit {}", c.unwrap_or(-1)),
+                }
+            ),
+            Err(why) => eprintln!(
+                "phx-hook: {vmid}: after: {}: FAILED: {why}",
+                a.argv.join(" ")
+            ),
+        },
+    }
+}
+
+/// The audit event for a successful decrypt.
+pub(crate) fn decrypt_event(vmid: Vmid, phase: &str, vault: &VaultInfo) -> AuditEvent {
+    AuditEvent::new(Some(vmid), phase, "decrypt", "ok")
+        .with("vault", vault.path.as_str())
+        .with("vault_digest", vault.digest.as_str())
+        .with("vault_version", vault.version)
+        .with("signer", vault.signer.clone())
+}
+
+/// One audit event per file and per `after` command.
+pub(crate) fn delivery_events(
+    vmid: Vmid,
+    phase: &str,
+    transport: &str,
+    r: &Report,
+    vault: &VaultInfo,
+) -> Vec<AuditEvent> {
+    let mut out = Vec::new();
+    for f in &r.files {
+        let e = AuditEvent::new(
+            Some(vmid),
+            phase,
+            "deliver",
+            if f.outcome.is_ok() { "ok" } else { "failed" },
+        )
+        .with("transport", transport)
+        .with("dest", f.dest.as_str())
+        .with("keys", f.keys.clone())
+        .with("size", f.size)
+        .with("vault_digest", vault.digest.as_str());
+        out.push(match &f.outcome {
+            Ok(v) => e.with("verified", serde_json::to_value(v).unwrap_or_default()),
+            Err(why) => e.with("error", why.as_str()),
+        });
+    }
+    for a in &r.after {
+        let ok = matches!(&a.outcome, Ok(o) if o.success());
+        let e = AuditEvent::new(Some(vmid), phase, "after", if ok { "ok" } else { "failed" })
+            .with("argv", a.argv.clone());
+        out.push(match &a.outcome {
+            Ok(o) => e.with("exitcode", o.exitcode).with("signal", o.signal),
+            Err(why) => e.with("error", why.as_str()),
+        });
+    }
+    out
+}
+
+fn write_audit(audit: &Audit, events: &[AuditEvent]) -> bool {
+    match audit.record(events) {
+        Ok(()) => true,
+        Err(e) => {
+            log::error!("failed to write the audit log `{}`: {e}", audit.path());
+            false
+        }
     }
 }

@@ -4,6 +4,8 @@
 #![allow(unreachable_pub, missing_docs)]
 
 mod cli;
+mod guests;
 mod inputs;
+mod qga;
 mod util;
 mod vault;

@@ -1,0 +1,366 @@
+//! The QEMU guest-agent transport: files reach a VM through the agent socket Proxmox
+//! itself uses (`<qga_socket_dir>/<vmid>.qga`). Each file is one short connection: sync,
+//! `guest-exec` of a fixed POSIX `sh` script with the content on stdin (never argv, which
+//! the agent logs; never `guest-file-open`, which creates files 0666), and a bounded
+//! poll of `guest-exec-status`. The script works with busybox: no `install`, no
+//! `/dev/stdin`, and without `sha256sum` it verifies the size instead and says so.
+
+mod proto;
+mod socket;
+
+use std::path::PathBuf;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::{CommandOutcome, DeliverError, Transport, Verified};
+use crate::plan::Delivery;
+use crate::types::Vmid;
+use socket::{Conn, QgaError};
+
+/// The largest piece of content sent in one `guest-exec` (one agent message is bounded,
+/// and a VM's virtio-serial is slow; PROXMOX.md §4 and TESTLAB A2).
+pub const CHUNK: usize = 1024 * 1024;
+
+/// The write script. Arguments: dest, mode, owner, group, temporary name, op (`whole`,
+/// `first`, `append`, `last`). For `whole` and `last` the first stdin line is
+/// `<sha256-hex> <size>`; the rest of stdin is content. It creates missing parents (0755),
+/// creates the temporary file exclusively under umask 077, sets owner and mode before any
+/// content is written, appends the content, verifies it against the header, and renames
+/// it over the destination. Any failure removes the temporary file.
+const SCRIPT: &str = r#"set -u
+dest=$1 mode=$2 owner=$3 group=$4 tmp=$5 op=$6
+die() { rm -f "$tmp" 2>/dev/null; echo "$1" >&2; exit "${2:-1}"; }
+dir=${dest%/*}
+[ -n "$dir" ] || dir=/
+case $op in whole|first)
+  if [ ! -d "$dir" ]; then
+    if [ -e "$dir" ] || [ -L "$dir" ]; then echo "$dir exists and is not a directory" >&2; exit 1; fi
+    (umask 022 && mkdir -p "$dir") 2>/dev/null
+    [ -d "$dir" ] || { echo "cannot create directory $dir" >&2; exit 1; }
+  fi
+  if [ -d "$dest" ] && [ ! -L "$dest" ]; then echo "$dest is a directory" >&2; exit 1; fi
+  umask 077
+  (set -C && : > "$tmp") 2>/dev/null || { echo "cannot create a file in $dir" >&2; exit 1; }
+  chown "$owner:$group" "$tmp" 2>/dev/null || die "cannot set owner $owner:$group (do the user and group exist in the guest?)"
+  chmod "$mode" "$tmp" 2>/dev/null || die "cannot set mode $mode"
+  ;;
+*) [ -f "$tmp" ] && [ ! -L "$tmp" ] || die "the temporary file $tmp is gone" ;;
+esac
+case $op in whole|last)
+  read -r want_sum want_size || die "no verification header on stdin" ;;
+esac
+cat >> "$tmp" || die "cannot write $tmp"
+case $op in whole|last)
+  size=$(wc -c < "$tmp") || die "cannot read back $tmp"
+  size=$((size + 0))
+  [ "$size" = "$want_size" ] || die "verification failed: $size bytes in the guest instead of $want_size" 3
+  how=size sum=-
+  if command -v sha256sum >/dev/null 2>&1; then
+    sum=$(sha256sum < "$tmp") || die "cannot read back $tmp"
+    sum=${sum%% *} how=sha256
+    [ "$sum" = "$want_sum" ] || die "verification failed: the content in the guest differs (sha256)" 3
+  fi
+  mv -f "$tmp" "$dest" 2>/dev/null || die "cannot rename the temporary file to $dest"
+  echo "phx-ok $how $size $sum"
+  ;;
+esac
+"#;
+
+/// The guest-agent transport for one VM.
+pub struct QgaTransport {
+    vmid: Vmid,
+    socket: PathBuf,
+    timeout: Duration,
+    /// Requests sent so far (syncs included), for benchmarks and tests.
+    pub round_trips: u32,
+}
+
+impl QgaTransport {
+    /// A transport for `vmid` whose agent socket is `socket`; `timeout` bounds each command.
+    pub fn new(vmid: Vmid, socket: PathBuf, timeout: Duration) -> QgaTransport {
+        QgaTransport {
+            vmid,
+            socket,
+            timeout,
+            round_trips: 0,
+        }
+    }
+
+    /// Poll `guest-ping` with backoff until the agent answers or `bound` passes.
+    /// Returns how long it took.
+    pub fn wait(&mut self, bound: Duration) -> Result<Duration, DeliverError> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let left = bound.saturating_sub(start.elapsed());
+            let attempt = self
+                .connect_within(left.min(self.timeout).max(Duration::from_millis(100)))
+                .and_then(|mut c| {
+                    let r = c.call("guest-ping", &proto::ping(), c.timeout());
+                    self.round_trips += c.round_trips;
+                    r.map(|_| ())
+                });
+            match attempt {
+                Ok(()) => return Ok(start.elapsed()),
+                Err(e) if start.elapsed() + pause >= bound => {
+                    return Err(DeliverError::Unreachable(format!(
+                        "the guest agent of VM {} did not answer within {:.0}s ({})",
+                        self.vmid,
+                        bound.as_secs_f64(),
+                        self.describe(&e)
+                    )));
+                }
+                Err(_) => {
+                    sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    fn connect_within(&self, timeout: Duration) -> Result<Conn, QgaError> {
+        Conn::open(&self.socket, timeout)
+    }
+
+    fn connect(&mut self) -> Result<Conn, DeliverError> {
+        Conn::open(&self.socket, self.timeout).map_err(|e| self.classify(e))
+    }
+
+    fn describe(&self, e: &QgaError) -> String {
+        match e {
+            QgaError::NoSocket(_) | QgaError::Refused(_) => {
+                format!(
+                    "agent not running or not enabled for VM {} ({e})",
+                    self.vmid
+                )
+            }
+            _ => e.to_string(),
+        }
+    }
+
+    fn classify(&self, e: QgaError) -> DeliverError {
+        if e.is_command_forbidden() {
+            return DeliverError::Unreachable(format!(
+                "the guest agent of VM {} forbids guest-exec ({}); enable it in the guest's qemu-ga configuration",
+                self.vmid,
+                match &e {
+                    QgaError::Agent { desc, .. } => desc.as_str(),
+                    _ => "",
+                }
+            ));
+        }
+        if e.is_unreachable() {
+            return DeliverError::Unreachable(self.describe(&e));
+        }
+        DeliverError::File(e.to_string())
+    }
+
+    /// Run one `guest-exec` and wait (bounded) for it to exit.
+    fn exec_wait(
+        &mut self,
+        c: &mut Conn,
+        path: &str,
+        args: &[&str],
+        input: Option<&[u8]>,
+        bound: Duration,
+    ) -> Result<proto::Exited, DeliverError> {
+        let req = proto::exec(path, args, input);
+        let started = c
+            .call("guest-exec", &req, bound)
+            .map_err(|e| self.classify(e))?;
+        drop(req);
+        let pid = proto::pid_of(&started).ok_or_else(|| {
+            DeliverError::File(format!(
+                "the guest agent's guest-exec reply has no pid: {started}"
+            ))
+        })?;
+        let deadline = Instant::now() + bound;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let status = c
+                .call("guest-exec-status", &proto::exec_status(pid), self.timeout)
+                .map_err(|e| self.classify(e))?;
+            if let Some(done) = proto::exited(&status) {
+                return Ok(done);
+            }
+            if Instant::now() + pause > deadline {
+                return Err(DeliverError::File(format!(
+                    "the command in VM {} did not finish within {:.0}s",
+                    self.vmid,
+                    bound.as_secs_f64()
+                )));
+            }
+            sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    fn deliver_on(
+        &mut self,
+        c: &mut Conn,
+        d: &Delivery,
+        tmp: &str,
+    ) -> Result<Verified, DeliverError> {
+        let content = d.content.expose();
+        let mode = format!("{:04o}", d.mode);
+        let (owner, group) = (d.owner.to_string(), d.group.to_string());
+        let want = hex(&Sha256::digest(content));
+        let chunks: Vec<&[u8]> = if content.is_empty() {
+            vec![&[][..]]
+        } else {
+            content.chunks(CHUNK).collect()
+        };
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.iter().enumerate() {
+            let op = match (i, last) {
+                (0, 0) => "whole",
+                (0, _) => "first",
+                (i, l) if i == l => "last",
+                _ => "append",
+            };
+            let mut input = Zeroizing::new(Vec::with_capacity(chunk.len() + 96));
+            if op == "whole" || op == "last" {
+                input.extend_from_slice(format!("{want} {}\n", content.len()).as_bytes());
+            }
+            input.extend_from_slice(chunk);
+            let args = [
+                "-c",
+                SCRIPT,
+                "phx-hook",
+                d.dest.as_str(),
+                &mode,
+                &owner,
+                &group,
+                tmp,
+                op,
+            ];
+            let bound =
+                self.timeout + Duration::from_secs(2 * (chunk.len() as u64).div_ceil(CHUNK as u64));
+            let done = self
+                .exec_wait(c, "/bin/sh", &args, Some(&input), bound)
+                .map_err(|e| match e {
+                    DeliverError::File(m) if m.contains("Failed to execute child process") => {
+                        DeliverError::File("the guest has no /bin/sh".into())
+                    }
+                    other => other,
+                })?;
+            let ok = done.exitcode == Some(0) && done.signal.is_none();
+            if !ok {
+                let msg = String::from_utf8_lossy(&done.err)
+                    .trim()
+                    .chars()
+                    .take(300)
+                    .collect::<String>();
+                let why = match (done.exitcode, done.signal) {
+                    (_, Some(s)) => format!("the write script was killed by signal {s}"),
+                    _ if msg.is_empty() => {
+                        format!("the write script exited {}", done.exitcode.unwrap_or(-1))
+                    }
+                    _ => msg,
+                };
+                return Err(DeliverError::File(why));
+            }
+            if op == "whole" || op == "last" {
+                return check_report(&done.out, &want, content.len());
+            }
+        }
+        Err(DeliverError::File("internal error: no final chunk".into()))
+    }
+}
+
+/// Check the script's `phx-ok <how> <size> <sum>` line against what was sent.
+fn check_report(out: &[u8], want: &str, size: usize) -> Result<Verified, DeliverError> {
+    let text = String::from_utf8_lossy(out);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("phx-ok "))
+        .unwrap_or("");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let size_ok = f.get(2).and_then(|s| s.parse::<usize>().ok()) == Some(size);
+    match (f.get(1).copied(), size_ok) {
+        (Some("sha256"), true) if f.get(3) == Some(&want) => Ok(Verified::Digest),
+        (Some("size"), true) => Ok(Verified::Size),
+        _ => Err(DeliverError::File(
+            "verification failed: the guest reported different content than was sent".into(),
+        )),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A temporary name beside `dest`: hidden, unique, and short enough for any filesystem.
+fn temp_name(d: &Delivery) -> String {
+    let name: String = d.dest.file_name().chars().take(200).collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let tag = (u64::from(nanos) << 16) ^ u64::from(std::process::id());
+    let dir = d.dest.parent();
+    let sep = if dir == "/" { "" } else { "/" };
+    format!("{dir}{sep}.{name}.phx-{tag:012x}")
+}
+
+impl Transport for QgaTransport {
+    fn name(&self) -> &'static str {
+        "qga"
+    }
+
+    fn deliver(&mut self, d: &Delivery) -> Result<Verified, DeliverError> {
+        let mut c = self.connect()?;
+        let tmp = temp_name(d);
+        let r = self.deliver_on(&mut c, d, &tmp);
+        if r.is_err() && d.content.len() > CHUNK {
+            // A chunked write that failed part-way leaves the temporary file: remove it.
+            let _ = self.exec_wait(&mut c, "/bin/rm", &["-f", "--", &tmp], None, self.timeout);
+        }
+        self.round_trips += c.round_trips;
+        r
+    }
+
+    fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError> {
+        let mut c = self.connect()?;
+        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+        let bound = self.timeout.max(Duration::from_secs(30));
+        let r = self.exec_wait(&mut c, &argv[0], &args, None, bound);
+        self.round_trips += c.round_trips;
+        let done = r?;
+        Ok(CommandOutcome {
+            exitcode: done.exitcode,
+            signal: done.signal,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lines() {
+        let want = "ab".repeat(32);
+        assert_eq!(
+            check_report(format!("phx-ok sha256 5 {want}\n").as_bytes(), &want, 5).unwrap(),
+            Verified::Digest
+        );
+        assert_eq!(
+            check_report(b"phx-ok size 5 -\n", &want, 5).unwrap(),
+            Verified::Size
+        );
+        assert!(check_report(b"phx-ok size 4 -\n", &want, 5).is_err());
+        assert!(
+            check_report(
+                format!("phx-ok sha256 5 {}\n", "cd".repeat(32)).as_bytes(),
+                &want,
+                5
+            )
+            .is_err()
+        );
+        assert!(check_report(b"", &want, 5).is_err());
+    }
+}

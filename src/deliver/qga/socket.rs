@@ -1,0 +1,254 @@
+//! One short connection to a QEMU guest agent socket, with `guest-sync-delimited`
+//! framing: `0xFF` plus a sync request resets the agent's parser; everything up to the
+//! `0xFF` the agent puts before its reply is discarded, and replies are read until the
+//! one with our id (a VM's virtio-serial delivers stale replies of an earlier client
+//! first). Every read and write has a deadline.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The most a single reply line may hold (the agent caps exec output at 16 MiB, base64
+/// makes that ~22 MiB).
+const MAX_LINE: usize = 48 << 20;
+
+/// A guest-agent protocol failure.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum QgaError {
+    #[error("no agent socket at `{0}`")]
+    NoSocket(String),
+    #[error("the agent socket `{0}` refuses connections")]
+    Refused(String),
+    #[error("failed to connect to `{path}`: {source}")]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the guest agent did not answer {what} within {secs:.1}s")]
+    Timeout { what: String, secs: f64 },
+    #[error("the guest agent closed the connection during {0}")]
+    Closed(String),
+    #[error("I/O error talking to the guest agent: {0}")]
+    Io(std::io::Error),
+    #[error("the guest agent answered {what} with {class}: {desc}")]
+    Agent {
+        what: String,
+        class: String,
+        desc: String,
+    },
+    #[error("unexpected reply from the guest agent to {what}: {detail}")]
+    Protocol { what: String, detail: String },
+}
+
+impl QgaError {
+    /// The agent exists but refuses a command (blocked with `-b`/`--block-rpcs`, or unknown).
+    pub(crate) fn is_command_forbidden(&self) -> bool {
+        matches!(self, QgaError::Agent { class, desc, .. }
+            if class == "CommandNotFound" || desc.contains("has been disabled"))
+    }
+
+    /// Nothing answers on the socket (not running / not enabled / not up yet).
+    pub(crate) fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            QgaError::NoSocket(_)
+                | QgaError::Refused(_)
+                | QgaError::Connect { .. }
+                | QgaError::Closed(_)
+        ) || matches!(self, QgaError::Timeout { what, .. } if what == "guest-sync-delimited")
+    }
+}
+
+/// An open, synchronised connection.
+pub(crate) struct Conn {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    timeout: Duration,
+    /// Requests sent on this connection (sync included), for the round-trip count.
+    pub(crate) round_trips: u32,
+}
+
+impl Conn {
+    /// Connect and synchronise, within `timeout`.
+    pub(crate) fn open(path: &Path, timeout: Duration) -> Result<Conn, QgaError> {
+        let shown = path.display().to_string();
+        let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => QgaError::NoSocket(shown.clone()),
+            std::io::ErrorKind::ConnectionRefused => QgaError::Refused(shown.clone()),
+            _ => QgaError::Connect {
+                path: shown.clone(),
+                source: e,
+            },
+        })?;
+        let mut c = Conn {
+            stream,
+            buf: Vec::new(),
+            timeout,
+            round_trips: 0,
+        };
+        c.sync()?;
+        Ok(c)
+    }
+
+    fn sync(&mut self) -> Result<(), QgaError> {
+        let id = sync_id();
+        let what = "guest-sync-delimited";
+        let deadline = Instant::now() + self.timeout;
+        let mut req = vec![0xFFu8];
+        req.extend_from_slice(
+            format!("{{\"execute\":\"{what}\",\"arguments\":{{\"id\":{id}}}}}\n").as_bytes(),
+        );
+        self.send(&req, deadline, what)?;
+        loop {
+            // Discard everything up to and including the agent's 0xFF marker.
+            loop {
+                if let Some(i) = self.buf.iter().position(|&b| b == 0xFF) {
+                    self.buf.drain(..=i);
+                    break;
+                }
+                self.buf.clear();
+                self.fill(deadline, what)?;
+            }
+            let line = self.line(deadline, what)?;
+            match serde_json::from_slice::<Value>(&line) {
+                Ok(v) if v.get("return").and_then(Value::as_u64) == Some(id) => return Ok(()),
+                // A stale reply to an earlier client's sync, or garbage: keep looking.
+                _ => continue,
+            }
+        }
+    }
+
+    /// Send one command (a JSON object followed by a newline, built by the caller) and
+    /// return its `return` value. Lines that are not a reply (garbage) are skipped.
+    pub(crate) fn call(
+        &mut self,
+        what: &str,
+        request: &[u8],
+        timeout: Duration,
+    ) -> Result<Value, QgaError> {
+        let deadline = Instant::now() + timeout;
+        self.send(request, deadline, what)?;
+        loop {
+            let line = self.line(deadline, what)?;
+            let Ok(v) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            if let Some(r) = v.get("return") {
+                return Ok(r.clone());
+            }
+            if let Some(e) = v.get("error") {
+                let class = e
+                    .get("class")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Error")
+                    .to_string();
+                let desc = e
+                    .get("desc")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                return Err(QgaError::Agent {
+                    what: what.to_string(),
+                    class,
+                    desc,
+                });
+            }
+        }
+    }
+
+    /// The default per-command timeout of this connection.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn send(&mut self, bytes: &[u8], deadline: Instant, what: &str) -> Result<(), QgaError> {
+        self.round_trips += 1;
+        let mut off = 0;
+        while off < bytes.len() {
+            let left = remaining(deadline, what, self.timeout)?;
+            self.stream
+                .set_write_timeout(Some(left))
+                .map_err(QgaError::Io)?;
+            match self.stream.write(&bytes[off..]) {
+                Ok(0) => return Err(QgaError::Closed(what.to_string())),
+                Ok(n) => off += n,
+                Err(e) if is_timeout(&e) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Err(QgaError::Closed(what.to_string()));
+                }
+                Err(e) => return Err(QgaError::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, deadline: Instant, what: &str) -> Result<Vec<u8>, QgaError> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=i).collect();
+                line.pop();
+                return Ok(line);
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(QgaError::Protocol {
+                    what: what.to_string(),
+                    detail: "a reply line is too long".into(),
+                });
+            }
+            self.fill(deadline, what)?;
+        }
+    }
+
+    fn fill(&mut self, deadline: Instant, what: &str) -> Result<(), QgaError> {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            let left = remaining(deadline, what, self.timeout)?;
+            self.stream
+                .set_read_timeout(Some(left))
+                .map_err(QgaError::Io)?;
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(QgaError::Closed(what.to_string())),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return Ok(());
+                }
+                Err(e) if is_timeout(&e) || e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(QgaError::Io(e)),
+            }
+        }
+    }
+}
+
+fn remaining(deadline: Instant, what: &str, timeout: Duration) -> Result<Duration, QgaError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(QgaError::Timeout {
+            what: what.to_string(),
+            secs: timeout.as_secs_f64(),
+        });
+    }
+    Ok(left)
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// A sync id unlikely to match a stale reply: time and pid mixed, kept below 2^53 so
+/// every JSON parser reads it exactly.
+fn sync_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mixed = nanos ^ (u64::from(std::process::id()) << 20) ^ SEQ.fetch_add(1, Ordering::Relaxed);
+    (mixed & ((1 << 53) - 1)).max(1)
+}

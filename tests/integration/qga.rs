@@ -1,0 +1,365 @@
+//! Delivery into VMs through the real qemu-ga (confined to a temp dir), and a scripted
+//! fake agent for what the real one will not do (stale replies, garbage, silence,
+//! a wrong digest).
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use crate::guests::*;
+use crate::util::*;
+
+const VMID: u32 = 201;
+
+/// A node whose VM 201's agent socket is `socket`.
+fn vm_node(socket: &std::path::Path, manifest: &str, vault_json: &[u8]) -> Node {
+    let k = keys();
+    let n = Node::new();
+    n.host_key(&k.secret("ed", true));
+    n.vault(&k.encrypt(vault_json, &["ed"], false, None, &[]));
+    n.write("manifests/templates/app.conf.tmpl", TEMPLATE.as_bytes());
+    n.manifest(VMID, manifest);
+    n.write(&format!("pve/qemu-server/{VMID}.conf"), b"agent: 1\n");
+    fs::create_dir_all(n.path("qga")).unwrap();
+    std::os::unix::fs::symlink(socket, n.path(&format!("qga/{VMID}.qga"))).unwrap();
+    n.config(&format!(
+        "  qga_socket_dir: {}\nagent:\n  timeout: 3s\n",
+        n.path("qga").display()
+    ));
+    n
+}
+
+const BIG_LEN: usize = 5 * 1024 * 1024;
+
+fn big_value() -> String {
+    let mut s = String::with_capacity(BIG_LEN);
+    let mut i = 0u32;
+    while s.len() < BIG_LEN {
+        s.push_str(&format!("BIG{i:08x}"));
+        i += 1;
+    }
+    s.truncate(BIG_LEN);
+    s
+}
+
+fn vm_vault() -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_str(VAULT_JSON).unwrap();
+    v["big"] = serde_json::Value::String(big_value());
+    serde_json::to_vec(&v).unwrap()
+}
+
+const VM_MANIFEST: &str = "guest: qemu
+files:
+  - {dest: /etc/samba/phoenix.secret, key: samba/password}
+  - {dest: /etc/app/app.env, format: env, vars: {DATABASE_PASS: app/db_password, API_TOKEN: app/api_token}, mode: \"0640\", owner: root, group: app}
+  - {dest: /etc/app/app.json, format: json, vars: {db: app/db_password}, owner: app, group: 1000}
+  - {dest: /etc/app/app.conf, template: templates/app.conf.tmpl, owner: 1000}
+  - {dest: /etc/krb5.keytab, key: kerberos/keytab, decode: base64}
+  - {dest: /srv/deep/new/dirs/secret, key: app/api_token, mode: \"0400\"}
+  - {dest: /var/lib/big.blob, key: big}
+after:
+  - [touch, /run/after-ran]
+";
+
+#[test]
+fn delivers_every_format_into_the_real_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = FakeGuest::start(&tmp.path().join("vm"), "");
+    // An existing, world-readable file that must be replaced by the manifest's mode.
+    fs::create_dir_all(g.path("/etc/samba")).unwrap();
+    fs::write(g.path("/etc/samba/phoenix.secret"), "old content\n").unwrap();
+    fs::set_permissions(
+        g.path("/etc/samba/phoenix.secret"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let n = vm_node(&g.socket(), VM_MANIFEST, &vm_vault());
+
+    let mut needles: Vec<&str> = SECRET_VALUES.to_vec();
+    let big = big_value();
+    needles.push(&big[..64]);
+    let (r, argv_hits) = watch_argv(&needles, || n.run(&["inject", "201"]));
+    r.assert_code(0)
+        .assert_contains("7 of 7 files delivered through qga")
+        .assert_contains("/etc/samba/phoenix.secret (17 bytes): ok, verified by sha256")
+        .assert_contains("after: touch /run/after-ran: ok");
+    assert!(
+        argv_hits.is_empty(),
+        "a secret was in a process's argv: {argv_hits:?}"
+    );
+    for v in &needles {
+        r.assert_lacks(v);
+    }
+
+    let read = |p: &str| fs::read(g.path(p)).unwrap();
+    let meta = |p: &str| fs::metadata(g.path(p)).unwrap();
+    assert_eq!(read("/etc/samba/phoenix.secret"), b"SMB-SECRET-7f3a9c");
+    assert_eq!(meta("/etc/samba/phoenix.secret").mode() & 0o7777, 0o600);
+    assert_eq!(
+        read("/etc/app/app.env"),
+        b"API_TOKEN=TOKEN-SECRET-c0ffee\nDATABASE_PASS=DB-SECRET-41b2e8\n"
+    );
+    let m = meta("/etc/app/app.env");
+    assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o640, 0, 1000));
+    let j: serde_json::Value = serde_json::from_slice(&read("/etc/app/app.json")).unwrap();
+    assert_eq!(j["db"], "DB-SECRET-41b2e8");
+    let m = meta("/etc/app/app.json");
+    assert_eq!((m.uid(), m.gid()), (1000, 1000));
+    assert_eq!(
+        read("/etc/app/app.conf"),
+        b"[db]\npassword = DB-SECRET-41b2e8\ntoken=TOKEN-SECRET-c0ffee\n"
+    );
+    assert_eq!(meta("/etc/app/app.conf").uid(), 1000);
+    assert_eq!(read("/etc/krb5.keytab"), b"KEYTAB-SECRET-binary\0\xff");
+    assert_eq!(meta("/srv/deep/new/dirs/secret").mode() & 0o7777, 0o400);
+    assert_eq!(
+        meta("/srv/deep/new").mode() & 0o7777,
+        0o755,
+        "new parents are 0755"
+    );
+    assert_eq!(read("/var/lib/big.blob").len(), BIG_LEN);
+    assert!(read("/var/lib/big.blob") == big.as_bytes());
+    assert!(g.path("/run/after-ran").exists());
+    assert_eq!(temporaries(&g.root), Vec::<std::path::PathBuf>::new());
+
+    // The agent logs every guest-exec argv: no value may be there.
+    let log = g.log();
+    assert!(
+        log.contains("guest-exec called"),
+        "the agent log is empty: {log}"
+    );
+    for v in &needles {
+        assert!(!log.contains(v), "the agent log holds a value");
+    }
+    // The audit log: one line per decrypt, file and command; names, not values.
+    let audit = fs::read_to_string(n.path("audit.jsonl")).unwrap();
+    assert_eq!(audit.lines().count(), 1 + 7 + 1, "{audit}");
+    assert!(audit.contains("\"dest\":\"/etc/app/app.env\""));
+    for v in &needles {
+        assert!(!audit.contains(v));
+    }
+    // A second run replaces everything again (idempotent), leaving no temporaries.
+    n.run(&["inject", "201"]).assert_code(0);
+    assert_eq!(temporaries(&g.root), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn a_bad_owner_fails_that_file_only_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = FakeGuest::start(&tmp.path().join("vm"), "");
+    let manifest = "guest: qemu\nfiles:\n  - {dest: /etc/a, key: samba/password, owner: nosuchuser}\n  - {dest: /etc/b, key: samba/password}\nafter:\n  - [touch, /run/after-ran]\n";
+    let n = vm_node(&g.socket(), manifest, VAULT_JSON.as_bytes());
+    let r = n.run(&["inject", "201"]);
+    r.assert_code(1)
+        .assert_contains("/etc/a (17 bytes): FAILED: cannot set owner nosuchuser:root")
+        .assert_contains("1 of 2 files");
+    r.assert_contains("after-command(s) not run");
+    assert!(!g.path("/etc/a").exists());
+    assert_eq!(fs::read(g.path("/etc/b")).unwrap(), b"SMB-SECRET-7f3a9c");
+    assert!(!g.path("/run/after-ran").exists());
+    assert_eq!(temporaries(&g.root), Vec::<std::path::PathBuf>::new());
+    let audit = fs::read_to_string(n.path("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"outcome\":\"failed\""));
+}
+
+#[test]
+fn a_failing_after_command_is_reported_and_files_stay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = FakeGuest::start(&tmp.path().join("vm"), "");
+    let manifest =
+        "guest: qemu\nfiles:\n  - {dest: /etc/a, key: samba/password}\nafter:\n  - [\"false\"]\n";
+    let n = vm_node(&g.socket(), manifest, VAULT_JSON.as_bytes());
+    n.run(&["inject", "201"])
+        .assert_code(1)
+        .assert_contains("after: false: FAILED (exit 1); the delivered files stay in place");
+    assert_eq!(fs::read(g.path("/etc/a")).unwrap(), b"SMB-SECRET-7f3a9c");
+}
+
+#[test]
+fn agent_that_forbids_exec() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = FakeGuest::start(&tmp.path().join("vm"), ",guest-exec,guest-exec-status");
+    let n = vm_node(&g.socket(), VM_MANIFEST, &vm_vault());
+    let r = n.run(&["inject", "201"]);
+    r.assert_code(1)
+        .assert_contains("forbids guest-exec")
+        .assert_contains("0 of 7 files");
+    assert!(!g.path("/etc/samba/phoenix.secret").exists());
+    assert!(!g.path("/etc/app").exists());
+}
+
+#[test]
+fn agent_not_running_fails_within_the_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = vm_node(
+        &tmp.path().join("nothing.sock"),
+        "guest: qemu\nfiles:\n  - {dest: /etc/a, key: samba/password}\n",
+        VAULT_JSON.as_bytes(),
+    );
+    let start = Instant::now();
+    n.run(&["inject", "201"])
+        .assert_code(1)
+        .assert_contains("agent not running or not enabled for VM 201");
+    let r = n.run(&["inject", "201", "--wait", "1"]);
+    r.assert_code(1)
+        .assert_contains("did not answer within 1s")
+        .assert_contains("agent not running or not enabled for VM 201");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn wait_succeeds_once_the_agent_comes_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("vm");
+    let n = vm_node(
+        &root.join("run/qga.sock"),
+        "guest: qemu\nfiles:\n  - {dest: /etc/a, key: samba/password}\n",
+        VAULT_JSON.as_bytes(),
+    );
+    let starter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        FakeGuest::start(&root, "")
+    });
+    let r = n.run(&["inject", "201", "--wait", "30"]);
+    let g = starter.join().unwrap();
+    r.assert_code(0)
+        .assert_contains("the guest agent answered after");
+    assert_eq!(fs::read(g.path("/etc/a")).unwrap(), b"SMB-SECRET-7f3a9c");
+}
+
+/// How the scripted agent misbehaves.
+#[derive(Clone, Copy)]
+enum Script {
+    /// Stale replies and garbage before the sync reply and before each command reply.
+    StaleAndGarbage,
+    /// Never answers guest-exec.
+    Silent,
+    /// Reports a digest that does not match.
+    WrongDigest,
+}
+
+/// A scripted agent on a real unix socket. Returns the thread's handle; it serves
+/// connections until the listener is dropped with the test.
+fn scripted_agent(path: &std::path::Path, script: Script) {
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let mut w = conn.try_clone().unwrap();
+            let mut r = BufReader::new(conn);
+            let mut line = Vec::new();
+            let mut header = String::new();
+            loop {
+                line.clear();
+                if r.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&line)
+                    .trim_start_matches('\u{FFFD}')
+                    .to_string();
+                let start = text.find('{').unwrap_or(0);
+                let v: serde_json::Value = match serde_json::from_str(&text[start..]) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                };
+                let cmd = v["execute"].as_str().unwrap_or("").to_string();
+                let garbage = matches!(script, Script::StaleAndGarbage);
+                let reply: Vec<u8> = match cmd.as_str() {
+                    "guest-sync-delimited" => {
+                        let id = v["arguments"]["id"].as_u64().unwrap();
+                        let mut out = Vec::new();
+                        if garbage {
+                            out.extend_from_slice(
+                                b"\xff{\"return\": 4242}\n{\"return\": {}}\nnot json at all\n",
+                            );
+                        }
+                        out.push(0xFF);
+                        out.extend_from_slice(format!("{{\"return\": {id}}}\n").as_bytes());
+                        out
+                    }
+                    "guest-exec" if matches!(script, Script::Silent) => continue,
+                    "guest-exec" => {
+                        // Remember the header line ("<sha256> <size>") the client sent.
+                        let input = v["arguments"]["input-data"].as_str().unwrap_or("");
+                        let bytes = B64.decode(input).unwrap_or_default();
+                        header = String::from_utf8_lossy(
+                            bytes.split(|&b| b == b'\n').next().unwrap_or(b""),
+                        )
+                        .to_string();
+                        let mut out = Vec::new();
+                        if garbage {
+                            out.extend_from_slice(b"}}garbage{{\n");
+                        }
+                        out.extend_from_slice(b"{\"return\": {\"pid\": 77}}\n");
+                        out
+                    }
+                    "guest-exec-status" => {
+                        let mut f = header.split(' ');
+                        let (sum, size) = (
+                            f.next().unwrap_or("").to_string(),
+                            f.next().unwrap_or("0").to_string(),
+                        );
+                        let sum = if matches!(script, Script::WrongDigest) {
+                            "0".repeat(64)
+                        } else {
+                            sum
+                        };
+                        let out = B64.encode(format!("phx-ok sha256 {size} {sum}\n").as_bytes());
+                        format!("{{\"return\": {{\"exited\": true, \"exitcode\": 0, \"out-data\": \"{out}\"}}}}\n").into_bytes()
+                    }
+                    _ => b"{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"nope\"}}\n"
+                        .to_vec(),
+                };
+                if w.write_all(&reply).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn scripted_agent_misbehaviour_is_handled_and_bounded() {
+    let manifest = "guest: qemu\nfiles:\n  - {dest: /etc/a, key: samba/password}\n";
+    // Stale replies and garbage before every reply: the client resynchronises and the
+    // delivery succeeds.
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("agent.sock");
+    scripted_agent(&sock, Script::StaleAndGarbage);
+    let n = vm_node(&sock, manifest, VAULT_JSON.as_bytes());
+    n.run(&["inject", "201"])
+        .assert_code(0)
+        .assert_contains("1 of 1 file delivered");
+    // A wrong digest fails the file; silence fails within the bound.
+    for (script, want) in [
+        (Script::WrongDigest, "verification failed"),
+        (Script::Silent, "did not answer guest-exec within 3.0s"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let sock = tmp.path().join("agent.sock");
+        scripted_agent(&sock, script);
+        let n = vm_node(&sock, manifest, VAULT_JSON.as_bytes());
+        let start = Instant::now();
+        let r = n.run(&["inject", "201"]);
+        r.assert_code(1)
+            .assert_contains(want)
+            .assert_contains("0 of 1 file delivered");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            start.elapsed()
+        );
+        for v in SECRET_VALUES {
+            r.assert_lacks(v);
+        }
+    }
+}
