@@ -9,3 +9,4 @@ mod inputs;
 mod qga;
 mod util;
 mod vault;
+mod vm;

@@ -4,7 +4,11 @@
 set -euo pipefail
 
 # gnupg: the real gpg makes every key and vault the tests decrypt.
-pkgs=(gnupg)
+# qemu-guest-agent: the real agent, confined to a directory, plays a VM.
+# qemu-system-x86, busybox-static: a real VM (TCG) with a busybox + qemu-ga initramfs.
+# lxc: real containers, privileged and idmapped.
+# util-linux (unshare), python3 (the demo's tamper step) are on every Debian machine.
+pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc cpio)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -20,4 +24,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}" >&2
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The VM test unpacks Debian's kernel package (not installed), so the package lists
+# must know it.
+if ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] && apt-get update -q
 fi

@@ -306,6 +306,25 @@ fn temp_name(d: &Delivery) -> String {
     format!("{dir}{sep}.{name}.phx-{tag:012x}")
 }
 
+impl QgaTransport {
+    /// Run `argv` in the guest and return its outcome and standard output (for checks
+    /// and diagnostics; never used for anything that could print a secret).
+    pub fn capture(&mut self, argv: &[String]) -> Result<(CommandOutcome, Vec<u8>), DeliverError> {
+        let mut c = self.connect()?;
+        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+        let r = self.exec_wait(&mut c, &argv[0], &args, None, self.timeout);
+        self.round_trips += c.round_trips;
+        let done = r?;
+        Ok((
+            CommandOutcome {
+                exitcode: done.exitcode,
+                signal: done.signal,
+            },
+            done.out,
+        ))
+    }
+}
+
 impl Transport for QgaTransport {
     fn name(&self) -> &'static str {
         "qga"
@@ -340,6 +359,184 @@ impl Transport for QgaTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Command, Stdio};
+
+    /// Run the write script with the host's `sh` (dash on Debian, a strict POSIX shell),
+    /// with PATH limited to `tools` (symlinks to the host's coreutils).
+    fn script(
+        dir: &std::path::Path,
+        tools: &[&str],
+        args: &[&str],
+        stdin: &[u8],
+    ) -> (i32, String, String) {
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for t in tools {
+            let target = ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| format!("{d}/{t}"))
+                .find(|p| std::path::Path::new(p).exists())
+                .unwrap();
+            let _ = std::os::unix::fs::symlink(target, bin.join(t));
+        }
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", SCRIPT, "phx-hook"])
+            .args(args)
+            .env_clear()
+            .env("PATH", &bin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The script may exit before reading stdin (an early refusal).
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    const BASE: &[&str] = &["cat", "mkdir", "chown", "chmod", "mv", "rm", "wc"];
+
+    fn with_sha() -> Vec<&'static str> {
+        let mut v = BASE.to_vec();
+        v.push("sha256sum");
+        v
+    }
+
+    #[test]
+    fn the_write_script_verifies_by_digest_or_size() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let dest = d.join("a/b/secret");
+        let tmp = d.join("a/b/.secret.phx-1");
+        let (dest, tmp) = (dest.to_str().unwrap(), tmp.to_str().unwrap());
+        let body = b"s3cret\n";
+        let header = format!("{} {}\n", hex(&Sha256::digest(body)), body.len());
+        let input = [header.as_bytes(), body].concat();
+        let (code, out, err) = script(
+            d,
+            &with_sha(),
+            &[dest, "0640", "0", "0", tmp, "whole"],
+            &input,
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with("phx-ok sha256 7 "), "{out}");
+        assert_eq!(std::fs::read(dest).unwrap(), body);
+        assert_eq!(
+            std::fs::metadata(dest).unwrap().permissions().mode() & 0o7777,
+            0o640
+        );
+        assert_eq!(
+            std::fs::metadata(d.join("a/b"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o755
+        );
+        // No sha256sum: the size is checked, and the report says so.
+        let (code, out, err) = script(
+            &d.join("nosha"),
+            BASE,
+            &[dest, "0600", "0", "0", tmp, "whole"],
+            &input,
+        );
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.trim(), "phx-ok size 7 -");
+        assert!(!std::path::Path::new(tmp).exists());
+    }
+
+    #[test]
+    fn the_write_script_refuses_a_mismatch_and_leaves_the_old_file() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let dest = d.join("secret");
+        std::fs::write(&dest, b"old").unwrap();
+        let tmp = d.join(".secret.phx-2");
+        let (dests, tmps) = (dest.to_str().unwrap(), tmp.to_str().unwrap());
+        let input = [format!("{} 7\n", "0".repeat(64)).as_bytes(), b"s3cret\n"].concat();
+        let (code, _, err) = script(
+            d,
+            &with_sha(),
+            &[dests, "0600", "0", "0", tmps, "whole"],
+            &input,
+        );
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("verification failed"), "{err}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"old");
+        assert!(!tmp.exists());
+        // A parent that is a file.
+        let (code, _, err) = script(
+            d,
+            &with_sha(),
+            &[
+                &format!("{dests}/x"),
+                "0600",
+                "0",
+                "0",
+                &format!("{dests}/.x.phx"),
+                "whole",
+            ],
+            &input,
+        );
+        assert_eq!(code, 1);
+        assert!(err.contains("is not a directory"), "{err}");
+    }
+
+    #[test]
+    fn the_write_script_appends_chunks() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let dest = d.join("big");
+        let tmp = d.join(".big.phx-3");
+        let (dest, tmp) = (dest.to_str().unwrap(), tmp.to_str().unwrap());
+        let all = b"chunk-one|chunk-two|chunk-three";
+        let header = format!("{} {}\n", hex(&Sha256::digest(all)), all.len());
+        assert_eq!(
+            script(
+                d,
+                &with_sha(),
+                &[dest, "0600", "0", "0", tmp, "first"],
+                b"chunk-one|"
+            )
+            .0,
+            0
+        );
+        assert_eq!(
+            std::fs::metadata(tmp).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            !std::path::Path::new(dest).exists(),
+            "nothing at the destination before the last chunk"
+        );
+        assert_eq!(
+            script(
+                d,
+                &with_sha(),
+                &[dest, "0600", "0", "0", tmp, "append"],
+                b"chunk-two|"
+            )
+            .0,
+            0
+        );
+        let last = [header.as_bytes(), b"chunk-three"].concat();
+        let (code, out, err) = script(
+            d,
+            &with_sha(),
+            &[dest, "0600", "0", "0", tmp, "last"],
+            &last,
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with("phx-ok sha256 31 "));
+        assert_eq!(std::fs::read(dest).unwrap(), all);
+    }
 
     #[test]
     fn report_lines() {

@@ -1,0 +1,167 @@
+//! End to end into a real VM: a Debian kernel and a busybox + qemu-ga initramfs under
+//! qemu-system-x86_64 with software emulation (TCG), the agent on virtio-serial wired
+//! exactly as Proxmox VE wires it. One boot for the whole suite.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use phx_hook::deliver::qga::QgaTransport;
+
+use crate::util::*;
+
+struct Vm {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Vm {
+    fn boot(images: &Path) -> Vm {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("201.qga");
+        let child = Command::new("qemu-system-x86_64")
+            .args([
+                "-name",
+                "phx-test-vm",
+                "-machine",
+                "q35,accel=tcg",
+                "-cpu",
+                "max",
+                "-m",
+                "256",
+                "-smp",
+                "1",
+            ])
+            .args([
+                "-nodefaults",
+                "-no-user-config",
+                "-display",
+                "none",
+                "-no-reboot",
+            ])
+            .arg("-serial")
+            .arg(format!("file:{}", dir.path().join("console.log").display()))
+            .arg("-kernel")
+            .arg(images.join("vmlinuz"))
+            .arg("-initrd")
+            .arg(images.join("initrd.gz"))
+            .args(["-append", "console=ttyS0 panic=-1 quiet"])
+            // The agent, as Proxmox VE's config_to_command adds it.
+            .arg("-chardev")
+            .arg(format!(
+                "socket,path={},server=on,wait=off,id=qga0",
+                sock.display()
+            ))
+            .args([
+                "-device",
+                "virtio-serial,id=qga0",
+                "-device",
+                "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start qemu-system-x86_64 (is qemu-system-x86 installed?)");
+        Vm { child, dir }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("201.qga")
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn images() -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vm");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/build-vm.sh");
+    sh(Command::new(script).arg(&out));
+    out
+}
+
+fn guest(t: &mut QgaTransport, script: &str) -> (Option<i32>, String) {
+    let argv: Vec<String> = ["/bin/sh", "-c", script]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let (o, out) = t.capture(&argv).unwrap();
+    (o.exitcode, String::from_utf8_lossy(&out).into_owned())
+}
+
+#[test]
+fn delivers_into_a_real_vm_over_virtio_serial() {
+    let vm = Vm::boot(&images());
+    let vmid = "201".parse().unwrap();
+    let mut t = QgaTransport::new(vmid, vm.socket(), Duration::from_secs(20));
+    let took = t.wait(Duration::from_secs(180)).unwrap_or_else(|e| {
+        panic!(
+            "the VM's agent never answered: {e}\nconsole:\n{}",
+            fs::read_to_string(vm.dir.path().join("console.log")).unwrap_or_default()
+        )
+    });
+    eprintln!("VM agent answered after {took:?}");
+
+    // An existing world-readable file to replace.
+    assert_eq!(guest(&mut t, "mkdir -p /etc/samba && echo old > /etc/samba/phoenix.secret && chmod 644 /etc/samba/phoenix.secret").0, Some(0));
+
+    // Leave stale replies in the virtio-serial channel: a client that sends commands and
+    // goes away without reading. The next client must skip them.
+    {
+        let mut s = UnixStream::connect(vm.socket()).unwrap();
+        s.write_all(b"{\"execute\":\"guest-get-host-name\"}\n{\"execute\":\"guest-ping\"}\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let k = keys();
+    let n = Node::new();
+    n.host_key(&k.secret("ed", true));
+    n.vault(&k.encrypt(VAULT_JSON.as_bytes(), &["ed"], false, None, &[]));
+    n.manifest(
+        201,
+        "guest: qemu\nfiles:\n  - {dest: /etc/samba/phoenix.secret, key: samba/password}\n  - {dest: /etc/app/conf.d/app.env, format: env, vars: {DATABASE_PASS: app/db_password}, mode: \"0640\", group: app}\n  - {dest: /etc/krb5.keytab, key: kerberos/keytab, decode: base64, owner: app}\nafter:\n  - [touch, /run/delivered]\n",
+    );
+    fs::create_dir_all(n.path("qga")).unwrap();
+    std::os::unix::fs::symlink(vm.socket(), n.path("qga/201.qga")).unwrap();
+    n.config(&format!(
+        "  qga_socket_dir: {}\nagent:\n  timeout: 20s\n",
+        n.path("qga").display()
+    ));
+    let r = n.run(&["inject", "201", "--wait", "60"]);
+    r.assert_code(0)
+        .assert_contains("3 of 3 files delivered through qga")
+        .assert_contains("/etc/krb5.keytab (22 bytes): ok, verified by");
+    for v in SECRET_VALUES {
+        r.assert_lacks(v);
+    }
+
+    // Verify through the agent.
+    let (code, out) = guest(
+        &mut t,
+        "cat /etc/samba/phoenix.secret; echo; stat -c '%a %u %g' /etc/samba/phoenix.secret",
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(out, "SMB-SECRET-7f3a9c\n600 0 0\n");
+    let (_, out) = guest(
+        &mut t,
+        "cat /etc/app/conf.d/app.env; stat -c '%a %u %g' /etc/app/conf.d/app.env /etc/app/conf.d",
+    );
+    assert_eq!(out, "DATABASE_PASS=DB-SECRET-41b2e8\n640 0 1000\n755 0 0\n");
+    let (_, out) = guest(
+        &mut t,
+        "wc -c < /etc/krb5.keytab; stat -c '%a %u' /etc/krb5.keytab; ls -a /etc /etc/app/conf.d | grep -c phx- ; test -e /run/delivered && echo after-ran",
+    );
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        vec!["22", "600", "1000", "0", "after-ran"]
+    );
+}
