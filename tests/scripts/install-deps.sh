@@ -8,7 +8,7 @@ set -euo pipefail
 # qemu-system-x86, busybox-static: a real VM (TCG) with a busybox + qemu-ga initramfs.
 # lxc: real containers, privileged and idmapped.
 # util-linux (unshare), python3 (the demo's tamper step) are on every Debian machine.
-pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc cpio)
+pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc)
 
 missing=()
 for p in "${pkgs[@]}"; do
