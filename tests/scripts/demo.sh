@@ -52,11 +52,26 @@ run "$BIN" inject 101 --dry-run
 run "$BIN" inject 102 --dry-run
 run "$BIN" inject 201 --dry-run
 
-step "6. A mistake is caught before any guest starts: a manifest naming a missing key"
+step "6. Deliver to VM 201 through the real qemu-ga (confined to $DEMO/vm201, playing the VM)"
+mkdir -p "$DEMO/qga"
+"$REPO/tests/scripts/fake-guest.sh" "$DEMO/vm201" >/dev/null 2>&1 &
+AGENT=$!
+trap 'kill -9 $AGENT 2>/dev/null || true; gpgconf --homedir "$DEMO/gnupg" --kill gpg-agent 2>/dev/null || true; rm -rf "$DEMO"' EXIT
+ln -s "$DEMO/vm201/run/qga.sock" "$DEMO/qga/201.qga"
+printf '  qga_socket_dir: %s\n' "$DEMO/qga" >> "$DEMO/phx-hook.yaml"
+# The stand-in guest runs no systemd: its after-command is a plain marker file instead.
+sed -i 's#\[systemctl, try-restart, monitoring-agent.service\]#[touch, /run/monitoring-agent.reloaded]#' "$DEMO/manifests/201.yaml"
+run "$BIN" inject 201 --wait 10
+echo "what the VM now holds:"
+(cd "$DEMO/vm201" && stat -c '  %A %U:%G %s bytes  /%n' etc/monitoring/agent.conf etc/krb5.keytab run/monitoring-agent.reloaded)
+echo "audit log ($DEMO/audit.jsonl), one JSON line per event, chained by hash:"
+cut -c1-160 "$DEMO/audit.jsonl" | sed 's/^/  /'
+
+step "7. A mistake is caught before any guest starts: a manifest naming a missing key"
 sed -i 's#samba/password#samba/passwrod#' "$DEMO/manifests/101.yaml"
 run "$BIN" check 101 || echo "(exit $?: the start of guest 101 would be refused)"
 
-step "7. A tampered vault is refused (integrity check), no plaintext used"
+step "8. A tampered vault is refused (integrity check), no plaintext used"
 python3 - "$DEMO/secrets.json.gpg" <<'PY'
 import sys
 p = sys.argv[1]
@@ -67,7 +82,7 @@ open(p, "w").write("\n".join(lines))
 PY
 run "$BIN" check 102 || echo "(exit $?)"
 
-if grep -rq "demo-samba-pw" "$DEMO" --exclude-dir=gnupg 2>/dev/null; then
-  echo "LEAK: a secret value reached a file in the demo directory" >&2; exit 1
+if grep -rq "demo-samba-pw" "$DEMO" --exclude-dir=gnupg --exclude-dir=vm201 2>/dev/null; then
+  echo "LEAK: a secret value reached a host file outside the guest" >&2; exit 1
 fi
 step "Done: no secret value was printed or written in plaintext."
