@@ -63,6 +63,10 @@ pub struct Pve {
     pub pct: String,
     /// The `lxc-info` command (to find a container's init pid).
     pub lxc_info: String,
+    /// The `lxc-attach` command (the native transport's `after` commands).
+    pub lxc_attach: String,
+    /// How long the pct transport waits for a container's config lock.
+    pub lock_wait: Duration,
     /// How files reach containers.
     pub lxc_transport: LxcTransport,
 }
@@ -104,6 +108,8 @@ impl Default for Config {
                 lock_dir_lxc: "/run/lock/lxc".into(),
                 pct: "pct".into(),
                 lxc_info: "lxc-info".into(),
+                lxc_attach: "lxc-attach".into(),
+                lock_wait: Duration::from_secs(60),
                 lxc_transport: LxcTransport::Pct,
             },
             agent: Agent {
@@ -137,6 +143,8 @@ struct RawPve {
     lock_dir_lxc: Option<Spanned<String>>,
     pct: Option<Spanned<String>>,
     lxc_info: Option<Spanned<String>>,
+    lxc_attach: Option<Spanned<String>>,
+    lock_wait: Option<Spanned<String>>,
     lxc_transport: Option<LxcTransport>,
 }
 
@@ -244,6 +252,12 @@ impl Config {
             }
             if let Some(v) = pve.lxc_info {
                 cfg.pve.lxc_info = command(path, v)?;
+            }
+            if let Some(v) = pve.lxc_attach {
+                cfg.pve.lxc_attach = command(path, v)?;
+            }
+            if let Some(v) = pve.lock_wait {
+                cfg.pve.lock_wait = duration(path, "pve.lock_wait", v)?;
             }
             if let Some(v) = pve.lxc_transport {
                 cfg.pve.lxc_transport = v;

@@ -9,7 +9,10 @@ use serde::Serialize;
 
 use super::{Context, Exit};
 use crate::audit::{Audit, Event as AuditEvent};
-use crate::deliver::{self, Event, Report, Transport, qga::QgaTransport};
+use crate::config::LxcTransport;
+use crate::deliver::{
+    self, Event, Report, Transport, lxc::NativeTransport, pct::PctTransport, qga::QgaTransport,
+};
 use crate::error::Error;
 use crate::manifest::{self, Owner};
 use crate::plan::{self, Plan};
@@ -194,11 +197,21 @@ fn deliver_now(
             }
             Box::new(t)
         }
-        Some(GuestKind::Lxc) => {
-            return Err(Error::Other(format!(
-                "delivery into containers is not available in this version (guest {vmid} is a container)"
-            )));
-        }
+        Some(GuestKind::Lxc) => match cfg.pve.lxc_transport {
+            LxcTransport::Pct => Box::new(PctTransport::new(
+                vmid,
+                &cfg.pve.pct,
+                cfg.pve.lock_dir_lxc.join(format!("pve-config-{vmid}.lock")),
+                cfg.pve.lock_wait,
+                cfg.agent.timeout,
+            )),
+            LxcTransport::Native => Box::new(NativeTransport::new(
+                vmid,
+                &cfg.pve.lxc_info,
+                &cfg.pve.lxc_attach,
+                cfg.agent.timeout,
+            )),
+        },
         None => {
             return Err(Error::Other(format!(
                 "cannot tell whether guest {vmid} is a VM or a container: set `guest:` in its manifest, or check `{}`",

@@ -7,6 +7,8 @@
 //! the first secret byte is written, it replaces the destination atomically (temporary
 //! name in the same directory, then rename), and the result is verified in the guest.
 
+pub mod lxc;
+pub mod pct;
 pub mod qga;
 
 use std::time::{Duration, Instant};
@@ -61,6 +63,25 @@ pub trait Transport {
     /// verification, rename. On error nothing is left at the destination that was not
     /// there before.
     fn deliver(&mut self, d: &Delivery) -> Result<Verified, DeliverError>;
+
+    /// Write every file, in order. Transports that can batch (one process for all files)
+    /// override this; the default calls [`Transport::deliver`] per file and stops trying
+    /// once the guest is unreachable.
+    fn deliver_all(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
+        let mut out = Vec::with_capacity(files.len());
+        let mut unreachable: Option<DeliverError> = None;
+        for d in files {
+            let r = match &unreachable {
+                Some(e) => Err(e.clone()),
+                None => self.deliver(d),
+            };
+            if let Err(e @ DeliverError::Unreachable(_)) = &r {
+                unreachable = Some(e.clone());
+            }
+            out.push(r);
+        }
+        out
+    }
 
     /// Run `argv` in the guest (no shell) and wait for it, bounded.
     fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError>;
@@ -146,25 +167,17 @@ pub enum Event<'a> {
 /// commands. An unreachable guest stops the run; the remaining files are reported as
 /// not attempted. A failed `after` command does not undo the files.
 pub fn execute(plan: &Plan, t: &mut dyn Transport, progress: &mut dyn FnMut(Event<'_>)) -> Report {
+    let start = Instant::now();
+    let results = t.deliver_all(&plan.deliveries);
+    let elapsed = start.elapsed();
     let mut report = Report::default();
-    let mut unreachable: Option<String> = None;
-    for d in &plan.deliveries {
-        let start = Instant::now();
-        let outcome = match &unreachable {
-            Some(why) => Err(format!("not attempted: {why}")),
-            None => t.deliver(d).map_err(|e| {
-                if let DeliverError::Unreachable(why) = &e {
-                    unreachable = Some(why.clone());
-                }
-                e.to_string()
-            }),
-        };
+    for (d, outcome) in plan.deliveries.iter().zip(results) {
         let r = FileResult {
             dest: d.dest.to_string(),
             size: d.content.len(),
             keys: d.keys.iter().map(ToString::to_string).collect(),
-            outcome,
-            elapsed: start.elapsed(),
+            outcome: outcome.map_err(|e| e.to_string()),
+            elapsed,
         };
         progress(Event::File(&r));
         report.files.push(r);
@@ -180,4 +193,64 @@ pub fn execute(plan: &Plan, t: &mut dyn Transport, progress: &mut dyn FnMut(Even
         }
     }
     report
+}
+
+/// Run `cmd` with `input` on stdin (or none), capturing stdout and stderr, killing it if
+/// it runs longer than `bound`. Stdin carries secrets where a caller passes them; they
+/// never go in argv.
+pub(crate) fn run_bounded(
+    cmd: &mut std::process::Command,
+    input: Option<&[u8]>,
+    bound: Duration,
+) -> Result<(CommandOutcome, Vec<u8>, Vec<u8>), DeliverError> {
+    use std::io::{Read, Write};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let prog = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| DeliverError::Unreachable(format!("failed to run `{prog}`: {e}")))?;
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A child that exits early closes the pipe; its status tells what happened.
+        let _ = stdin.write_all(input);
+    }
+    let deadline = Instant::now() + bound;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(DeliverError::File(format!(
+                    "`{prog}` did not finish within {:.0}s",
+                    bound.as_secs_f64()
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => return Err(DeliverError::File(format!("waiting for `{prog}`: {e}"))),
+        }
+    };
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_end(&mut out);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_end(&mut err);
+    }
+    Ok((
+        CommandOutcome {
+            exitcode: status.code(),
+            signal: status.signal(),
+        },
+        out,
+        err,
+    ))
 }

@@ -153,3 +153,208 @@ pub fn watch_argv<T>(needles: &[&str], f: impl FnOnce() -> T) -> (T, Vec<String>
     let hits = hits.lock().unwrap().clone();
     (r, hits)
 }
+
+/// Real LXC containers under a private lxcpath: 301 privileged, 302 idmapped
+/// (`u/g 0 100000 65536`, as Proxmox's unprivileged containers). Both busybox, no
+/// network, an `app` user (1000) added. Stopped and destroyed on drop.
+pub struct Containers {
+    pub dir: tempfile::TempDir,
+}
+
+pub const PRIV: u32 = 301;
+pub const IDMAPPED: u32 = 302;
+
+impl Containers {
+    pub fn start() -> Containers {
+        let dir = tempfile::tempdir().unwrap();
+        // The idmapped container's root (host uid 100000) must traverse the path.
+        fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let c = Containers { dir };
+        let base = "lxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\n";
+        fs::write(c.dir.path().join("priv.conf"), base).unwrap();
+        fs::write(
+            c.dir.path().join("idmap.conf"),
+            format!("{base}lxc.idmap = u 0 100000 65536\nlxc.idmap = g 0 100000 65536\n"),
+        )
+        .unwrap();
+        for (id, conf) in [(PRIV, "priv.conf"), (IDMAPPED, "idmap.conf")] {
+            let p = c.lxcpath();
+            crate::util::sh(
+                Command::new("lxc-create")
+                    .args(["-P", &p, "-n", &id.to_string(), "-f"])
+                    .arg(c.dir.path().join(conf))
+                    .args(["-t", "busybox"]),
+            );
+            let root = c.rootfs(id);
+            let add = |file: &str, line: &str| {
+                let path = root.join(file);
+                let mut text = fs::read_to_string(&path).unwrap_or_default();
+                text.push_str(line);
+                fs::write(&path, text).unwrap();
+            };
+            add("etc/passwd", "app:x:1000:1000::/:/bin/sh\n");
+            add("etc/group", "app:x:1000:\n");
+            c.lxc_start(id);
+        }
+        c
+    }
+
+    pub fn lxcpath(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    pub fn rootfs(&self, id: u32) -> PathBuf {
+        self.dir.path().join(id.to_string()).join("rootfs")
+    }
+
+    /// A path inside a container, as the host sees it (the rootfs is a plain directory).
+    pub fn path(&self, id: u32, guest_path: &str) -> PathBuf {
+        self.rootfs(id).join(guest_path.trim_start_matches('/'))
+    }
+
+    pub fn lxc_start(&self, id: u32) {
+        let p = self.lxcpath();
+        crate::util::sh(Command::new("lxc-start").args(["-P", &p, "-n", &id.to_string()]));
+        crate::util::sh(Command::new("lxc-wait").args([
+            "-P",
+            &p,
+            "-n",
+            &id.to_string(),
+            "-s",
+            "RUNNING",
+            "-t",
+            "10",
+        ]));
+    }
+
+    pub fn stop(&self, id: u32) {
+        let p = self.lxcpath();
+        crate::util::sh(Command::new("lxc-stop").args(["-P", &p, "-n", &id.to_string(), "-k"]));
+    }
+
+    /// Run a shell command inside a container (as its root).
+    pub fn attach(&self, id: u32, script: &str) {
+        let p = self.lxcpath();
+        crate::util::sh(Command::new("lxc-attach").args([
+            "-P",
+            &p,
+            "-n",
+            &id.to_string(),
+            "--clear-env",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ]));
+    }
+
+    /// The environment the pct/lxc stand-ins need.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PHX_TEST_LXCPATH", self.lxcpath()),
+            (
+                "PHX_TEST_LOCKDIR",
+                self.dir.path().join("lock").display().to_string(),
+            ),
+            (
+                "PHX_TEST_PCT_LOG",
+                self.dir.path().join("pct.log").display().to_string(),
+            ),
+        ]
+    }
+
+    pub fn lock_dir(&self) -> PathBuf {
+        self.dir.path().join("lock")
+    }
+
+    pub fn pct_calls(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.path().join("pct.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let p = self.lxcpath();
+        for id in [PRIV, IDMAPPED] {
+            let _ = Command::new("lxc-stop")
+                .args(["-P", &p, "-n", &id.to_string(), "-k"])
+                .stderr(Stdio::null())
+                .status();
+            let _ = Command::new("lxc-destroy")
+                .args(["-P", &p, "-n", &id.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// New regular files under `dirs` (recursively, skipping `skip`) whose content holds any
+/// of `needles`, checked repeatedly while `f` runs: a secret written to the host's disk.
+pub fn watch_disk<T>(
+    dirs: &[&str],
+    skip: &Path,
+    needles: &[&str],
+    f: impl FnOnce() -> T,
+) -> (T, Vec<PathBuf>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let hits = Arc::new(Mutex::new(Vec::new()));
+    let dirs: Vec<PathBuf> = dirs.iter().map(PathBuf::from).collect();
+    let skip = skip.to_path_buf();
+    let owned: Vec<Vec<u8>> = needles.iter().map(|n| n.as_bytes().to_vec()).collect();
+    let h = {
+        let (stop, hits) = (stop.clone(), hits.clone());
+        std::thread::spawn(move || {
+            fn scan(
+                d: &Path,
+                skip: &Path,
+                owned: &[Vec<u8>],
+                hits: &Mutex<Vec<PathBuf>>,
+                depth: u32,
+            ) {
+                if depth > 6 || d.starts_with(skip) {
+                    return;
+                }
+                let Ok(rd) = fs::read_dir(d) else { return };
+                for e in rd.flatten() {
+                    let p = e.path();
+                    let Ok(ft) = e.file_type() else { continue };
+                    if ft.is_dir() {
+                        scan(&p, skip, owned, hits, depth + 1);
+                    } else if ft.is_file() {
+                        if e.metadata().is_ok_and(|m| m.len() > 1 << 20) {
+                            continue;
+                        }
+                        if let Ok(b) = fs::read(&p)
+                            && owned
+                                .iter()
+                                .any(|n| b.windows(n.len()).any(|w| w == n.as_slice()))
+                        {
+                            hits.lock().unwrap().push(p);
+                        }
+                    }
+                }
+            }
+            while !stop.load(Ordering::Relaxed) {
+                for d in &dirs {
+                    scan(d, &skip, &owned, &hits, 0);
+                }
+            }
+        })
+    };
+    let r = f();
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+    let mut v = hits.lock().unwrap().clone();
+    v.sort();
+    v.dedup();
+    (r, v)
+}

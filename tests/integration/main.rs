@@ -6,6 +6,7 @@
 mod cli;
 mod guests;
 mod inputs;
+mod lxc;
 mod qga;
 mod util;
 mod vault;

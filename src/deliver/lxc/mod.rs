@@ -1,0 +1,407 @@
+//! The `native` container transport: a forked, single-threaded child enters the
+//! container's mount namespace (and, for an idmapped container, its user namespace as
+//! container root), exactly as `pct push` does, and writes every file of the plan there:
+//! parents created 0755, a temporary file created `O_EXCL|O_NOFOLLOW` with mode 0600, then
+//! `fchown`, `fchmod`, write, `fsync`, read back and compare, rename over the destination.
+//! Because every path resolves inside the container's own root, a symlink the guest
+//! planted cannot lead to a host file. No process is spawned per file, and no config lock
+//! is needed. Owner and group names resolve from the container's `/etc/passwd` and
+//! `/etc/group`. The fork, the one place that needs `unsafe_code`, is in `sys`.
+
+#[allow(unsafe_code)]
+mod sys;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sched::{CloneFlags, setns};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::stat::{Mode, umask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Gid, Pid, Uid, setgid, setgroups, setuid};
+use zeroize::Zeroizing;
+
+use super::{CommandOutcome, DeliverError, Transport, Verified};
+use crate::manifest::Owner;
+use crate::plan::Delivery;
+use crate::types::Vmid;
+
+/// Namespaces a writer joins, in this order (user first, so that joining the mount
+/// namespace the container's user namespace owns is permitted).
+const ORDERED_NAMESPACES: [(&str, CloneFlags); 2] = [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
+/// The native transport for one container.
+pub struct NativeTransport {
+    vmid: Vmid,
+    lxc_info: String,
+    lxc_attach: String,
+    timeout: Duration,
+}
+
+impl NativeTransport {
+    /// `lxc_info` and `lxc_attach` are commands (words split on white space) that find the
+    /// container's init pid (`<lxc_info> -n <vmid> -p`) and run `after` commands in it.
+    pub fn new(vmid: Vmid, lxc_info: &str, lxc_attach: &str, timeout: Duration) -> NativeTransport {
+        NativeTransport {
+            vmid,
+            lxc_info: lxc_info.to_string(),
+            lxc_attach: lxc_attach.to_string(),
+            timeout,
+        }
+    }
+
+    /// The container's init pid, as pct finds it (`lxc-info -n <vmid> -p`).
+    pub fn init_pid(&self) -> Result<i32, DeliverError> {
+        let mut words = self.lxc_info.split_whitespace();
+        let prog = words.next().unwrap_or("lxc-info");
+        let out = Command::new(prog)
+            .args(words)
+            .args(["-n", &self.vmid.to_string(), "-p"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| DeliverError::Unreachable(format!("failed to run `{prog}`: {e}")))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pid = text
+            .lines()
+            .find_map(|l| l.strip_prefix("PID:"))
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .filter(|p| *p > 0);
+        pid.ok_or_else(|| {
+            DeliverError::Unreachable(format!("container {} is not running", self.vmid))
+        })
+    }
+}
+
+/// Open namespace files of the target, before forking.
+struct Namespaces {
+    fds: Vec<(CloneFlags, OwnedFd)>,
+    user: bool,
+}
+
+fn open_namespaces(pid: i32) -> Result<Namespaces, DeliverError> {
+    let ours = fs::metadata("/proc/self/ns/user").map(|m| m.ino()).ok();
+    let theirs = fs::metadata(format!("/proc/{pid}/ns/user"))
+        .map(|m| m.ino())
+        .ok();
+    let user = ours.is_some() && theirs.is_some() && ours != theirs;
+    let mut fds = Vec::new();
+    for (name, flag) in ORDERED_NAMESPACES {
+        if flag == CloneFlags::CLONE_NEWUSER && !user {
+            continue;
+        }
+        let f = File::open(format!("/proc/{pid}/ns/{name}")).map_err(|e| {
+            DeliverError::Unreachable(format!(
+                "failed to open the {name} namespace of pid {pid}: {e}"
+            ))
+        })?;
+        fds.push((flag, OwnedFd::from(f)));
+    }
+    Ok(Namespaces { fds, user })
+}
+
+/// In the child: join the namespaces and become container root.
+fn enter(ns: &Namespaces) -> Result<(), String> {
+    for (flag, fd) in &ns.fds {
+        setns(fd.as_fd(), *flag)
+            .map_err(|e| format!("failed to enter the container's namespace ({flag:?}): {e}"))?;
+    }
+    if ns.user {
+        setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
+        setgid(Gid::from_raw(0)).map_err(|e| format!("setgid(0): {e}"))?;
+        setuid(Uid::from_raw(0)).map_err(|e| format!("setuid(0): {e}"))?;
+    }
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+    umask(Mode::from_bits_truncate(0o022));
+    Ok(())
+}
+
+/// `name:x:id:...` lines of a passwd or group file.
+fn id_of(db: &str, name: &str) -> Option<u32> {
+    db.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next() == Some(name))
+            .then(|| f.nth(1).and_then(|id| id.parse().ok()))
+            .flatten()
+    })
+}
+
+fn resolve(o: &Owner, db: &str, what: &str) -> Result<u32, String> {
+    match o {
+        Owner::Id(n) => Ok(*n),
+        Owner::Name(n) => {
+            id_of(db, n).ok_or_else(|| format!("{what} `{n}` does not exist in the container"))
+        }
+    }
+}
+
+/// In the child: write one file. Errors are one-line messages without values.
+fn write_one(d: &Delivery, passwd: &str, group: &str, seq: usize) -> Result<Verified, String> {
+    let uid = resolve(&d.owner, passwd, "user")?;
+    let gid = resolve(&d.group, group, "group")?;
+    let dir = d.dest.parent();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|e| {
+            match std::path::Path::new(dir)
+                .ancestors()
+                .find(|a| a.exists() && !a.is_dir())
+            {
+                Some(file) => format!("{} exists and is not a directory", file.display()),
+                None => format!("cannot create directory {dir}: {}", io_text(&e)),
+            }
+        })?;
+    if let Ok(m) = fs::symlink_metadata(d.dest.as_str())
+        && m.is_dir()
+    {
+        return Err(format!("{} is a directory", d.dest));
+    }
+    let name: String = d.dest.file_name().chars().take(200).collect();
+    let sep = if dir == "/" { "" } else { "/" };
+    let tmp = format!("{dir}{sep}.{name}.phx-{:x}-{seq}", std::process::id());
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(|e| format!("cannot create a file in {dir}: {}", io_text(&e)))?;
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot set owner {uid}:{gid}: {}", io_text(&e)))?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(d.mode))
+            .map_err(|e| format!("cannot set mode {:04o}: {}", d.mode, io_text(&e)))?;
+        f.write_all(d.content.expose())
+            .map_err(|e| format!("cannot write {tmp}: {}", io_text(&e)))?;
+        f.sync_all()
+            .map_err(|e| format!("cannot sync {tmp}: {}", io_text(&e)))?;
+        // Read back through a new descriptor and compare.
+        let mut back = Zeroizing::new(Vec::with_capacity(d.content.len()));
+        File::open(&tmp)
+            .and_then(|r| r.take(d.content.len() as u64 + 1).read_to_end(&mut back))
+            .map_err(|e| format!("cannot read back {tmp}: {}", io_text(&e)))?;
+        if back.as_slice() != d.content.expose() {
+            return Err("verification failed: the content read back differs".to_string());
+        }
+        fs::rename(&tmp, d.dest.as_str())
+            .map_err(|e| format!("cannot rename into {}: {}", d.dest, io_text(&e)))?;
+        if let Ok(dirf) = File::open(dir) {
+            let _ = dirf.sync_all();
+        }
+        Ok(Verified::Digest)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn io_text(e: &std::io::Error) -> String {
+    // "Permission denied (os error 13)" -> "Permission denied"
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// In the child: everything after the fork.
+fn child(ns: &Namespaces, files: &[Delivery], w: OwnedFd) -> i32 {
+    let mut out = File::from(w);
+    if let Err(e) = enter(ns) {
+        let _ = writeln!(out, "fatal\t{}", one_line(&e));
+        return 1;
+    }
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = fs::read_to_string("/etc/group").unwrap_or_default();
+    for (i, d) in files.iter().enumerate() {
+        let line = match write_one(d, &passwd, &group, i) {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("err\t{}", one_line(&e)),
+        };
+        if writeln!(out, "{line}").is_err() {
+            return 1;
+        }
+    }
+    0
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\t'], " ")
+}
+
+impl NativeTransport {
+    fn run_child(&self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
+        let fail_all = |e: DeliverError| files.iter().map(|_| Err(e.clone())).collect();
+        let pid = match self.init_pid() {
+            Ok(p) => p,
+            Err(e) => return fail_all(e),
+        };
+        let ns = match open_namespaces(pid) {
+            Ok(n) => n,
+            Err(e) => return fail_all(e),
+        };
+        let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(e) => return fail_all(DeliverError::Unreachable(format!("pipe: {e}"))),
+        };
+        let child_pid = match sys::fork_child(w, |w| child(&ns, files, w)) {
+            Ok(p) => p,
+            Err(e) => return fail_all(DeliverError::Unreachable(format!("fork: {e}"))),
+        };
+        let bound = self.timeout
+            + Duration::from_secs(
+                files
+                    .iter()
+                    .map(|d| d.content.len() as u64 >> 20)
+                    .sum::<u64>(),
+            );
+        let lines = read_lines_bounded(r, bound);
+        let status = reap(child_pid, lines.is_err());
+        let lines = match lines {
+            Ok(l) => l,
+            Err(()) => {
+                return fail_all(DeliverError::Unreachable(format!(
+                    "writing into container {} did not finish within {:.0}s",
+                    self.vmid,
+                    bound.as_secs_f64()
+                )));
+            }
+        };
+        if let Some(fatal) = lines.first().and_then(|l| l.strip_prefix("fatal\t")) {
+            return fail_all(DeliverError::Unreachable(fatal.to_string()));
+        }
+        files
+            .iter()
+            .enumerate()
+            .map(|(i, _)| match lines.get(i).map(String::as_str) {
+                Some("ok") => Ok(Verified::Digest),
+                Some(l) => Err(DeliverError::File(
+                    l.strip_prefix("err\t").unwrap_or(l).to_string(),
+                )),
+                None => Err(DeliverError::File(format!(
+                    "the writer stopped early ({status})"
+                ))),
+            })
+            .collect()
+    }
+}
+
+/// Read the child's report lines until EOF, within `bound`.
+fn read_lines_bounded(r: OwnedFd, bound: Duration) -> Result<Vec<String>, ()> {
+    let deadline = Instant::now() + bound;
+    let mut buf = Vec::new();
+    let mut f = File::from(r);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(());
+        }
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return Err(()),
+        }
+        let mut chunk = [0u8; 4096];
+        match f.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(()),
+        }
+    }
+    Ok(BufReader::new(&buf[..])
+        .lines()
+        .map_while(Result::ok)
+        .collect())
+}
+
+/// Wait for the child; kill it first if it overran.
+fn reap(pid: Pid, overran: bool) -> String {
+    if overran {
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::empty())) {
+            Ok(WaitStatus::Exited(_, c)) => return format!("exit {c}"),
+            Ok(WaitStatus::Signaled(_, s, _)) => return format!("killed by {s}"),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return format!("waitpid: {e}"),
+        }
+    }
+}
+
+impl Transport for NativeTransport {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn deliver(&mut self, d: &Delivery) -> Result<Verified, DeliverError> {
+        self.run_child(std::slice::from_ref(d))
+            .pop()
+            .unwrap_or(Err(DeliverError::File("no result".into())))
+    }
+
+    fn deliver_all(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
+        self.run_child(files)
+    }
+
+    fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError> {
+        run_attached(
+            &self.lxc_attach,
+            self.vmid,
+            argv,
+            self.timeout.max(Duration::from_secs(30)),
+        )
+    }
+}
+
+/// Run `argv` in the container with `lxc-attach -n <vmid> --clear-env --` (what
+/// `pct exec --keep-env 0` runs), bounded.
+pub(crate) fn run_attached(
+    lxc_attach: &str,
+    vmid: Vmid,
+    argv: &[String],
+    bound: Duration,
+) -> Result<CommandOutcome, DeliverError> {
+    let mut words = lxc_attach.split_whitespace();
+    let prog = words.next().unwrap_or("lxc-attach");
+    let mut cmd = Command::new(prog);
+    cmd.args(words)
+        .args(["-n", &vmid.to_string(), "--clear-env", "--"])
+        .args(argv);
+    super::run_bounded(&mut cmd, None, bound).map(|(o, _, _)| o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_from_passwd_and_group() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\nbad:x:oops:1::/:/bin/sh\n";
+        assert_eq!(id_of(passwd, "app"), Some(1000));
+        assert_eq!(id_of(passwd, "root"), Some(0));
+        assert_eq!(id_of(passwd, "ap"), None);
+        assert_eq!(id_of(passwd, "bad"), None);
+        assert_eq!(resolve(&Owner::Id(7), "", "user"), Ok(7));
+        assert!(
+            resolve(&Owner::Name("nobody".into()), passwd, "user")
+                .unwrap_err()
+                .contains("does not exist")
+        );
+    }
+}
