@@ -182,9 +182,12 @@ fn actor() -> String {
 
 /// UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    rfc3339(SystemTime::now())
+}
+
+/// `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil from days (H. Hinnant's algorithm).
@@ -248,5 +251,80 @@ mod tests {
         let t = now_rfc3339();
         assert_eq!(t.len(), 24, "{t}");
         assert!(t.starts_with("20"), "{t}");
+    }
+}
+
+/// A break in the hash chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// 1-based line number of the line whose `prev` does not match.
+    pub line: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Check every line's `prev` against the hash of the line before it. Returns the number
+/// of lines and every break. (Cutting lines off the end cannot be told from a shorter
+/// log by the chain alone.)
+pub fn verify(text: &str) -> (usize, Vec<ChainBreak>) {
+    let mut prev = GENESIS.to_string();
+    let mut breaks = Vec::new();
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate() {
+        n = i + 1;
+        let v: Result<Value, _> = serde_json::from_str(line);
+        match v.as_ref().ok().and_then(|v| v.get("prev")).and_then(Value::as_str) {
+            None => breaks.push(ChainBreak { line: n, reason: "not an audit line (no `prev`, or not JSON)".into() }),
+            Some(p) if p != prev => breaks.push(ChainBreak {
+                line: n,
+                reason: if n == 1 {
+                    "the first line does not start the chain (lines were deleted before it)".into()
+                } else {
+                    format!(
+                        "its `prev` does not match line {}: line {} was edited, or a line was deleted, inserted or moved here",
+                        n - 1,
+                        n - 1
+                    )
+                },
+            }),
+            Some(_) => {}
+        }
+        prev = line_hash(line.as_bytes());
+    }
+    (n, breaks)
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use super::*;
+
+    #[test]
+    fn edits_deletions_and_reorders_are_found() {
+        let t = tempfile::tempdir().unwrap();
+        let p = Utf8PathBuf::from_path_buf(t.path().join("a.jsonl")).unwrap();
+        let a = Audit::new(&p);
+        for i in 0..5 {
+            a.record(&[Event::new(None, "t", "x", "ok").with("i", i)])
+                .unwrap();
+        }
+        let text = fs::read_to_string(&p).unwrap();
+        assert_eq!(verify(&text), (5, vec![]));
+        let lines: Vec<&str> = text.lines().collect();
+        let edited = text.replace("\"i\":2", "\"i\":9");
+        assert_eq!(
+            verify(&edited).1.iter().map(|b| b.line).collect::<Vec<_>>(),
+            vec![4]
+        );
+        let deleted: String = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        assert_eq!(verify(&deleted).1[0].line, 2);
+        let mut swapped = lines.clone();
+        swapped.swap(2, 3);
+        let swapped: String = swapped.iter().map(|l| format!("{l}\n")).collect();
+        assert!(!verify(&swapped).1.is_empty());
     }
 }

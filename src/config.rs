@@ -41,6 +41,10 @@ pub struct Config {
     /// Public keys (armored or binary; several allowed) to check vault signatures with:
     /// the vault's recipients file. Only keys whose fingerprint is in `signers` count.
     pub recipients: Utf8PathBuf,
+    /// Runtime state: per-guest worker locks.
+    pub state_dir: Utf8PathBuf,
+    /// The syslog socket the detached delivery worker logs to.
+    pub syslog: Utf8PathBuf,
     /// Accept GnuPG 2.4's OCB-encrypted packets (what gpg 2.4 writes for keys that
     /// advertise AEAD).
     pub gnupg_aead: bool,
@@ -61,6 +65,8 @@ pub struct Pve {
     pub lock_dir_lxc: Utf8PathBuf,
     /// The `pct` command.
     pub pct: String,
+    /// The `qm` command (registration).
+    pub qm: String,
     /// The `lxc-info` command (to find a container's init pid).
     pub lxc_info: String,
     /// The `lxc-attach` command (the native transport's `after` commands).
@@ -101,12 +107,15 @@ impl Default for Config {
             audit_log: "/var/log/phx-hook/audit.jsonl".into(),
             signers: Vec::new(),
             recipients: "/etc/phx-hook/recipients.asc".into(),
+            state_dir: "/run/phx-hook".into(),
+            syslog: "/dev/log".into(),
             gnupg_aead: true,
             pve: Pve {
                 config_dir: "/etc/pve".into(),
                 qga_socket_dir: "/var/run/qemu-server".into(),
                 lock_dir_lxc: "/run/lock/lxc".into(),
                 pct: "pct".into(),
+                qm: "qm".into(),
                 lxc_info: "lxc-info".into(),
                 lxc_attach: "lxc-attach".into(),
                 lock_wait: Duration::from_secs(60),
@@ -130,6 +139,8 @@ struct RawConfig {
     audit_log: Option<Spanned<String>>,
     signers: Option<Vec<Spanned<String>>>,
     recipients: Option<Spanned<String>>,
+    state_dir: Option<Spanned<String>>,
+    syslog: Option<Spanned<String>>,
     gnupg_aead: Option<bool>,
     pve: Option<RawPve>,
     agent: Option<RawAgent>,
@@ -142,6 +153,7 @@ struct RawPve {
     qga_socket_dir: Option<Spanned<String>>,
     lock_dir_lxc: Option<Spanned<String>>,
     pct: Option<Spanned<String>>,
+    qm: Option<Spanned<String>>,
     lxc_info: Option<Spanned<String>>,
     lxc_attach: Option<Spanned<String>>,
     lock_wait: Option<Spanned<String>>,
@@ -234,6 +246,12 @@ impl Config {
                 cfg.signers.push(fpr);
             }
         }
+        if let Some(v) = raw.state_dir {
+            cfg.state_dir = p(v)?;
+        }
+        if let Some(v) = raw.syslog {
+            cfg.syslog = p(v)?;
+        }
         if let Some(v) = raw.gnupg_aead {
             cfg.gnupg_aead = v;
         }
@@ -249,6 +267,9 @@ impl Config {
             }
             if let Some(v) = pve.pct {
                 cfg.pve.pct = command(path, v)?;
+            }
+            if let Some(v) = pve.qm {
+                cfg.pve.qm = command(path, v)?;
             }
             if let Some(v) = pve.lxc_info {
                 cfg.pve.lxc_info = command(path, v)?;

@@ -17,9 +17,14 @@ pub mod config;
 pub mod deliver;
 pub mod error;
 pub mod hardening;
+pub mod hook;
 pub mod input;
 pub mod manifest;
 pub mod plan;
 pub mod pve;
+pub mod register;
+#[allow(unsafe_code)]
+mod sys;
+pub mod syslog;
 pub mod types;
 pub mod vault;

@@ -71,8 +71,19 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Resolve every file of `m` against `v`.
+/// Resolve every file of `m` against `v`; any problem fails the whole plan.
 pub fn build(m: &Manifest, v: &Vault) -> Result<Plan, Vec<Problem>> {
+    let (plan, problems) = build_partial(m, v);
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Resolve every file of `m` against `v`: the plan of the files that resolved, and the
+/// problems of those that did not (for `required: false`, where what can be delivered is).
+pub fn build_partial(m: &Manifest, v: &Vault) -> (Plan, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut deliveries = Vec::new();
     for f in &m.files {
@@ -161,16 +172,14 @@ pub fn build(m: &Manifest, v: &Vault) -> Result<Plan, Vec<Problem>> {
             });
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Plan {
+    let plan = Plan {
         vmid: m.vmid,
         guest: m.guest,
         required: m.required,
         deliveries,
         after: m.after.clone(),
-    })
+    };
+    (plan, problems)
 }
 
 /// Looks keys up for one file and records what is wrong.

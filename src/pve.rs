@@ -82,6 +82,100 @@ pub fn find_guest(config_dir: &Utf8Path, vmid: Vmid) -> Result<GuestConfig, Gues
     })
 }
 
+impl GuestConfig {
+    /// The value of `key` in the config's main section (snapshots, `[name]`, are not read).
+    pub fn get(&self, key: &str) -> Option<String> {
+        let text = fs::read_to_string(&self.path).ok()?;
+        config_value(&text, key)
+    }
+
+    /// Whether a VM's config enables the guest agent (`agent: 1`, `agent: enabled=1,...`).
+    pub fn agent_enabled(&self) -> bool {
+        self.get("agent").is_some_and(|v| agent_enabled(&v))
+    }
+}
+
+/// `key: value` from the main section of a guest config.
+pub fn config_value(text: &str, key: &str) -> Option<String> {
+    for line in text.lines() {
+        if line.starts_with('[') {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.trim() == key
+        {
+            return Some(v.trim().to_string());
+        }
+    }
+    None
+}
+
+/// Proxmox's `agent` property: `[enabled=]<1|0>[,fstrim_cloned_disks=<1|0>][,type=...]`.
+pub fn agent_enabled(value: &str) -> bool {
+    value
+        .split(',')
+        .any(|part| match part.trim().split_once('=') {
+            Some(("enabled", v)) => v == "1",
+            None => part.trim() == "1",
+            Some(_) => false,
+        })
+}
+
+/// A storage from `storage.cfg`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Storage {
+    /// Its id (`local`).
+    pub id: String,
+    /// Its type (`dir`, `nfs`, `cifs`, `cephfs`, ...).
+    pub kind: String,
+    /// `path` (file-based storages).
+    pub path: Option<Utf8PathBuf>,
+    /// `content` types.
+    pub content: Vec<String>,
+}
+
+/// Parse `storage.cfg`: `type: id` headers followed by indented `key value` lines.
+pub fn parse_storage_cfg(text: &str) -> Vec<Storage> {
+    let mut out: Vec<Storage> = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        if !line.starts_with(char::is_whitespace) {
+            if let Some((kind, id)) = line.split_once(':') {
+                out.push(Storage {
+                    id: id.trim().to_string(),
+                    kind: kind.trim().to_string(),
+                    path: None,
+                    content: Vec::new(),
+                });
+            }
+            continue;
+        }
+        let Some(st) = out.last_mut() else { continue };
+        let mut kv = line.trim().splitn(2, char::is_whitespace);
+        match (kv.next(), kv.next().map(str::trim)) {
+            (Some("path"), Some(p)) => st.path = Some(p.into()),
+            (Some("content"), Some(c)) => {
+                st.content = c.split(',').map(|x| x.trim().to_string()).collect()
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Where a `store:snippets/name` volume lives, from `storage.cfg`.
+pub fn snippet_path(storages: &[Storage], volid: &str) -> Option<Utf8PathBuf> {
+    let (store, rest) = volid.split_once(':')?;
+    let name = rest.strip_prefix("snippets/")?;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    let st = storages.iter().find(|s| s.id == store)?;
+    Some(st.path.as_ref()?.join("snippets").join(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +201,39 @@ mod tests {
             find_guest(d, v("101")),
             Err(GuestConfigError::Ambiguous { .. })
         ));
+    }
+
+    #[test]
+    fn config_values_and_agent() {
+        let text = "agent: enabled=1,fstrim_cloned_disks=1\nlock: backup\nhookscript: local:snippets/x\n[snap]\nlock: no\n";
+        assert_eq!(config_value(text, "lock").as_deref(), Some("backup"));
+        assert_eq!(
+            config_value(text, "hookscript").as_deref(),
+            Some("local:snippets/x")
+        );
+        assert_eq!(config_value(text, "nope"), None);
+        for (v, want) in [
+            ("1", true),
+            ("0", false),
+            ("enabled=1", true),
+            ("enabled=0,type=isa", false),
+            ("1,type=virtio", true),
+        ] {
+            assert_eq!(agent_enabled(v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn storage_cfg_and_snippets() {
+        let cfg = "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup,snippets\n\nlvmthin: local-lvm\n\tthinpool data\n\tcontent rootdir,images\n";
+        let st = parse_storage_cfg(cfg);
+        assert_eq!(st.len(), 2);
+        assert_eq!(st[0].content, vec!["iso", "vztmpl", "backup", "snippets"]);
+        assert_eq!(
+            snippet_path(&st, "local:snippets/phx-hook").unwrap(),
+            "/var/lib/vz/snippets/phx-hook"
+        );
+        assert_eq!(snippet_path(&st, "local:snippets/a/b"), None);
+        assert_eq!(snippet_path(&st, "local-lvm:snippets/x"), None);
     }
 }

@@ -9,11 +9,9 @@ use serde::Serialize;
 
 use super::{Context, Exit};
 use crate::audit::{Audit, Event as AuditEvent};
-use crate::config::LxcTransport;
-use crate::deliver::{
-    self, Event, Report, Transport, lxc::NativeTransport, pct::PctTransport, qga::QgaTransport,
-};
+use crate::deliver::{self, Event, qga::QgaTransport};
 use crate::error::Error;
+use crate::hook::{decrypt_event, delivery_events, transport_for};
 use crate::manifest::{self, Owner};
 use crate::plan::{self, Plan};
 use crate::pve;
@@ -174,51 +172,34 @@ fn deliver_now(
     let vmid = args.vmid;
     let audit = Audit::new(&cfg.audit_log);
     let mut events = vec![decrypt_event(vmid, "inject", vault)];
-    let mut transport: Box<dyn Transport> = match guest {
-        Some(GuestKind::Qemu) => {
-            let socket = cfg.pve.qga_socket_dir.join(format!("{vmid}.qga"));
-            let mut t = QgaTransport::new(vmid, socket.into(), cfg.agent.timeout);
-            if let Some(secs) = args.wait {
-                eprintln!("phx-hook: {vmid}: waiting up to {secs}s for the guest agent");
-                match t.wait(std::time::Duration::from_secs(u64::from(secs))) {
-                    Ok(took) => eprintln!(
-                        "phx-hook: {vmid}: the guest agent answered after {:.1}s",
-                        took.as_secs_f64()
-                    ),
-                    Err(e) => {
-                        events.push(
-                            AuditEvent::new(Some(vmid), "inject", "deliver", "failed")
-                                .with("error", e.to_string()),
-                        );
-                        write_audit(&audit, &events);
-                        return Err(Error::Other(e.to_string()));
-                    }
-                }
-            }
-            Box::new(t)
-        }
-        Some(GuestKind::Lxc) => match cfg.pve.lxc_transport {
-            LxcTransport::Pct => Box::new(PctTransport::new(
-                vmid,
-                &cfg.pve.pct,
-                cfg.pve.lock_dir_lxc.join(format!("pve-config-{vmid}.lock")),
-                cfg.pve.lock_wait,
-                cfg.agent.timeout,
-            )),
-            LxcTransport::Native => Box::new(NativeTransport::new(
-                vmid,
-                &cfg.pve.lxc_info,
-                &cfg.pve.lxc_attach,
-                cfg.agent.timeout,
-            )),
-        },
-        None => {
-            return Err(Error::Other(format!(
-                "cannot tell whether guest {vmid} is a VM or a container: set `guest:` in its manifest, or check `{}`",
-                cfg.pve.config_dir
-            )));
-        }
+    let Some(kind) = guest else {
+        return Err(Error::Other(format!(
+            "cannot tell whether guest {vmid} is a VM or a container: set `guest:` in its manifest, or check `{}`",
+            cfg.pve.config_dir
+        )));
     };
+    if kind == GuestKind::Qemu
+        && let Some(secs) = args.wait
+    {
+        let socket = cfg.pve.qga_socket_dir.join(format!("{vmid}.qga"));
+        let mut t = QgaTransport::new(vmid, socket.into(), cfg.agent.timeout);
+        eprintln!("phx-hook: {vmid}: waiting up to {secs}s for the guest agent");
+        match t.wait(std::time::Duration::from_secs(u64::from(secs))) {
+            Ok(took) => eprintln!(
+                "phx-hook: {vmid}: the guest agent answered after {:.1}s",
+                took.as_secs_f64()
+            ),
+            Err(e) => {
+                events.push(
+                    AuditEvent::new(Some(vmid), "inject", "deliver", "failed")
+                        .with("error", e.to_string()),
+                );
+                write_audit(&audit, &events);
+                return Err(Error::Other(e.to_string()));
+            }
+        }
+    }
+    let mut transport = transport_for(cfg, vmid, kind);
     let report = deliver::execute(plan, transport.as_mut(), &mut |e| progress(vmid, e));
     let name = transport.name();
     events.extend(delivery_events(vmid, "inject", name, &report, vault));
@@ -294,54 +275,7 @@ fn progress(vmid: Vmid, e: Event<'_>) {
     }
 }
 
-/// The audit event for a successful decrypt.
-pub(crate) fn decrypt_event(vmid: Vmid, phase: &str, vault: &VaultInfo) -> AuditEvent {
-    AuditEvent::new(Some(vmid), phase, "decrypt", "ok")
-        .with("vault", vault.path.as_str())
-        .with("vault_digest", vault.digest.as_str())
-        .with("vault_version", vault.version)
-        .with("signer", vault.signer.clone())
-}
-
-/// One audit event per file and per `after` command.
-pub(crate) fn delivery_events(
-    vmid: Vmid,
-    phase: &str,
-    transport: &str,
-    r: &Report,
-    vault: &VaultInfo,
-) -> Vec<AuditEvent> {
-    let mut out = Vec::new();
-    for f in &r.files {
-        let e = AuditEvent::new(
-            Some(vmid),
-            phase,
-            "deliver",
-            if f.outcome.is_ok() { "ok" } else { "failed" },
-        )
-        .with("transport", transport)
-        .with("dest", f.dest.as_str())
-        .with("keys", f.keys.clone())
-        .with("size", f.size)
-        .with("vault_digest", vault.digest.as_str());
-        out.push(match &f.outcome {
-            Ok(v) => e.with("verified", serde_json::to_value(v).unwrap_or_default()),
-            Err(why) => e.with("error", why.as_str()),
-        });
-    }
-    for a in &r.after {
-        let ok = matches!(&a.outcome, Ok(o) if o.success());
-        let e = AuditEvent::new(Some(vmid), phase, "after", if ok { "ok" } else { "failed" })
-            .with("argv", a.argv.clone());
-        out.push(match &a.outcome {
-            Ok(o) => e.with("exitcode", o.exitcode).with("signal", o.signal),
-            Err(why) => e.with("error", why.as_str()),
-        });
-    }
-    out
-}
-
-fn write_audit(audit: &Audit, events: &[AuditEvent]) -> bool {
+pub(crate) fn write_audit(audit: &Audit, events: &[AuditEvent]) -> bool {
     match audit.record(events) {
         Ok(()) => true,
         Err(e) => {

@@ -2,8 +2,11 @@
 //! and the one place errors are printed and mapped to exit codes. Each subcommand lives
 //! in its own file with its `Args` struct and `run`.
 
+mod audit;
 mod check;
+mod hook;
 mod inject;
+mod register;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -40,6 +43,8 @@ Hook mode: `phx-hook <vmid> <phase>` is how Proxmox VE runs the hookscript
 Examples:
   phx-hook check                 validate the config, the vault and every manifest
   phx-hook inject 101 --dry-run  show what guest 101 would receive (no values)
+  phx-hook register 101 201      make phx-hook the hookscript of guests 101 and 201
+  phx-hook audit --verify        check the audit log's hash chain
 
 Exit status: 0 success, 1 the job failed or problems were found, 2 usage error.";
 
@@ -90,6 +95,21 @@ enum Command {
     Check(check::CheckArgs),
     /// Deliver a guest's secrets now (with --dry-run: show the plan only).
     Inject(inject::InjectArgs),
+    /// Make phx-hook the hookscript of guests (installs the snippet, runs qm/pct set).
+    Register(register::RegisterArgs),
+    /// Undo `register`, restoring a chained hookscript.
+    Unregister(register::UnregisterArgs),
+    /// Show the audit log and verify its hash chain.
+    Audit(audit::AuditArgs),
+    /// The detached delivery worker (started by the post-start hook).
+    #[command(name = "__worker", hide = true)]
+    Worker {
+        /// The guest.
+        vmid: Vmid,
+        /// Second stage (already detached).
+        #[arg(long)]
+        stage2: bool,
+    },
 }
 
 /// What every command gets.
@@ -154,14 +174,19 @@ fn dispatch(global: &Global, mode: Mode) -> Result<Exit, Error> {
     let env = std::env::var(CONFIG_ENV).ok();
     let load = || Config::discover(global.config.as_deref(), env.as_deref());
     match mode {
-        Mode::Hook(vmid, phase) => Err(Error::Other(format!(
-            "hook mode (guest {vmid}, phase {phase}) is not available in this version; run `phx-hook check {vmid}`"
-        ))),
+        Mode::Hook(vmid, phase) => Ok(hook::run(vmid, &phase, global.config.as_deref())),
+        Mode::Command(Command::Worker { vmid, stage2 }) => {
+            Ok(hook::worker(vmid, stage2, global.config.as_deref()))
+        }
         Mode::Command(command) => {
             let ctx = Context { config: load()? };
             match command {
                 Command::Check(args) => check::run(args, &ctx),
                 Command::Inject(args) => inject::run(args, &ctx),
+                Command::Register(args) => register::run(args, &ctx),
+                Command::Unregister(args) => register::run_unregister(args, &ctx),
+                Command::Audit(args) => audit::run(args, &ctx),
+                Command::Worker { .. } => Ok(Exit::Usage),
             }
         }
     }

@@ -6,10 +6,7 @@
 //! Because every path resolves inside the container's own root, a symlink the guest
 //! planted cannot lead to a host file. No process is spawned per file, and no config lock
 //! is needed. Owner and group names resolve from the container's `/etc/passwd` and
-//! `/etc/group`. The fork, the one place that needs `unsafe_code`, is in `sys`.
-
-#[allow(unsafe_code)]
-mod sys;
+//! `/etc/group`. The fork itself is in `crate::sys`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -254,7 +251,7 @@ impl NativeTransport {
             Ok(p) => p,
             Err(e) => return fail_all(DeliverError::Unreachable(format!("pipe: {e}"))),
         };
-        let child_pid = match sys::fork_child(w, |w| child(&ns, files, w)) {
+        let child_pid = match crate::sys::fork_child(w, |w| child(&ns, files, w)) {
             Ok(p) => p,
             Err(e) => return fail_all(DeliverError::Unreachable(format!("fork: {e}"))),
         };

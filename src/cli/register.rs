@@ -1,0 +1,119 @@
+//! `phx-hook register <vmid>... [--storage STORE] [--chain]` and
+//! `phx-hook unregister <vmid>...`: make phx-hook the guests' hookscript, and undo it.
+
+use camino::Utf8PathBuf;
+
+use super::inject::write_audit;
+use super::{Context, Exit};
+use crate::audit::{Audit, Event};
+use crate::error::Error;
+use crate::register::{self, Registered, Unregistered};
+use crate::types::Vmid;
+
+/// Arguments of `register`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  phx-hook register 101 102 201\n  phx-hook register 105 --chain          # keep its existing hookscript, run after phx-hook\n  phx-hook register 101 --storage cephfs  # snippets on shared storage, for a cluster"
+)]
+pub(crate) struct RegisterArgs {
+    /// Guests to register.
+    #[arg(value_name = "VMID", required = true)]
+    vmids: Vec<Vmid>,
+
+    /// The storage whose `snippets` directory gets the hookscript.
+    #[arg(long, value_name = "STORE", default_value = "local")]
+    storage: String,
+
+    /// If a guest already has another hookscript, keep it and run it after phx-hook.
+    #[arg(long)]
+    chain: bool,
+}
+
+/// Arguments of `unregister`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Example:\n  phx-hook unregister 101 102")]
+pub(crate) struct UnregisterArgs {
+    /// Guests to unregister.
+    #[arg(value_name = "VMID", required = true)]
+    vmids: Vec<Vmid>,
+}
+
+fn exe() -> Result<Utf8PathBuf, Error> {
+    let p = std::env::current_exe()
+        .map_err(|e| Error::Other(format!("cannot find the phx-hook binary: {e}")))?;
+    Utf8PathBuf::from_path_buf(p)
+        .map_err(|p| Error::Other(format!("the binary's path is not UTF-8: {}", p.display())))
+}
+
+pub(crate) fn run(args: RegisterArgs, ctx: &Context) -> Result<Exit, Error> {
+    let cfg = &ctx.config;
+    let exe = exe()?;
+    let audit = Audit::new(&cfg.audit_log);
+    let mut failed = 0;
+    for vmid in args.vmids {
+        match register::register(cfg, vmid, &args.storage, args.chain, &exe) {
+            Ok(Registered::Already) => println!("{vmid}: already registered"),
+            Ok(Registered::New { chained }) => {
+                match &chained {
+                    Some(prev) => println!(
+                        "{vmid}: registered (hookscript {}:snippets/phx-hook; runs `{prev}` after phx-hook)",
+                        args.storage
+                    ),
+                    None => println!(
+                        "{vmid}: registered (hookscript {}:snippets/phx-hook)",
+                        args.storage
+                    ),
+                }
+                write_audit(
+                    &audit,
+                    &[Event::new(Some(vmid), "register", "register", "ok")
+                        .with("chained", chained)],
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {vmid}: {e}");
+                write_audit(
+                    &audit,
+                    &[Event::new(Some(vmid), "register", "register", "failed").with("error", e)],
+                );
+            }
+        }
+    }
+    Ok(if failed == 0 { Exit::Ok } else { Exit::Failed })
+}
+
+pub(crate) fn run_unregister(args: UnregisterArgs, ctx: &Context) -> Result<Exit, Error> {
+    let cfg = &ctx.config;
+    let audit = Audit::new(&cfg.audit_log);
+    let mut failed = 0;
+    for vmid in args.vmids {
+        match register::unregister(cfg, vmid) {
+            Ok(Unregistered::NotRegistered) => {
+                println!("{vmid}: phx-hook is not its hookscript; nothing to do")
+            }
+            Ok(r) => {
+                let restored = match &r {
+                    Unregistered::Restored(prev) => {
+                        println!("{vmid}: unregistered; its previous hookscript `{prev}` is back");
+                        Some(prev.clone())
+                    }
+                    _ => {
+                        println!("{vmid}: unregistered (no hookscript)");
+                        None
+                    }
+                };
+                write_audit(
+                    &audit,
+                    &[Event::new(Some(vmid), "unregister", "unregister", "ok")
+                        .with("restored", restored)],
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {vmid}: {e}");
+            }
+        }
+    }
+    Ok(if failed == 0 { Exit::Ok } else { Exit::Failed })
+}

@@ -1,0 +1,338 @@
+//! What phx-hook does at each Proxmox phase (DESIGN §3), without printing: `prepare`
+//! validates everything `pre-start` must check and yields either the plan or one line
+//! naming guest, file and problem; `skip_reason` says when `post-start` must not deliver
+//! (live-migration target, backup of a stopped VM); `deliver` is the detached worker's job.
+//! The CLI (`cli::hook`) turns these into exit codes, task-log lines and the worker process.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::audit::Event;
+use crate::config::{Config, LxcTransport};
+use crate::deliver::lxc::NativeTransport;
+use crate::deliver::pct::PctTransport;
+use crate::deliver::qga::QgaTransport;
+use crate::deliver::{self, Report, Transport};
+use crate::manifest::{self, Manifest};
+use crate::plan::{self, Plan, Problem};
+use crate::pve::{self, GuestConfig};
+use crate::types::{GuestKind, Vmid};
+use crate::vault::{Vault, VaultInfo};
+
+/// Everything needed to deliver to one guest.
+pub struct Prepared {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// VM or container.
+    pub kind: GuestKind,
+    /// The Proxmox config, when found.
+    pub guest: Option<GuestConfig>,
+    /// The decrypted vault.
+    pub vault: Vault,
+    /// What resolved.
+    pub plan: Plan,
+    /// What did not (only with `required: false`).
+    pub problems: Vec<Problem>,
+}
+
+/// The outcome of validation.
+pub enum Check {
+    /// The guest has no manifest: phx-hook has nothing to do.
+    NoManifest,
+    /// Ready to deliver.
+    Ready(Box<Prepared>),
+    /// Something is wrong.
+    Failed {
+        /// Whether the manifest requires its secrets (`required: true`, the default).
+        required: bool,
+        /// One line: guest, file, problem.
+        line: String,
+        /// How many problems there are.
+        count: usize,
+    },
+}
+
+fn failed(vmid: Vmid, required: bool, problems: &[String]) -> Check {
+    let mut line = format!(
+        "guest {vmid}: {}",
+        problems.first().map_or("unknown problem", String::as_str)
+    );
+    if problems.len() > 1 {
+        line.push_str(&format!(
+            " (and {} more; run `phx-hook check {vmid}`)",
+            problems.len() - 1
+        ));
+    }
+    Check::Failed {
+        required,
+        line,
+        count: problems.len(),
+    }
+}
+
+/// Validate everything for `vmid`: manifest, guest config (exists; agent enabled for a
+/// VM), vault and signature policy, every key and template.
+pub fn prepare(cfg: &Config, vmid: Vmid) -> Check {
+    let m = match manifest::load(&cfg.manifests, vmid) {
+        Ok(None) => return Check::NoManifest,
+        Ok(Some(m)) => m,
+        Err(e) => {
+            return failed(
+                vmid,
+                true,
+                &e.problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            );
+        }
+    };
+    let required = m.required;
+    let guest = match pve::find_guest(&cfg.pve.config_dir, vmid) {
+        Ok(g) => Some(g),
+        Err(e) => return failed(vmid, required, &[e.to_string()]),
+    };
+    let kind = match (m.guest, &guest) {
+        (Some(k), Some(g)) if k != g.kind => {
+            return failed(
+                vmid,
+                required,
+                &[format!(
+                    "{}: the manifest says `guest: {k}`, but `{}` is a {} config",
+                    m.path, g.path, g.kind
+                )],
+            );
+        }
+        (Some(k), _) => k,
+        (None, Some(g)) => g.kind,
+        (None, None) => unreachable_kind(),
+    };
+    if kind == GuestKind::Qemu
+        && let Some(g) = &guest
+        && !g.agent_enabled()
+    {
+        return failed(
+            vmid,
+            required,
+            &[format!(
+                "{}: the QEMU guest agent is not enabled, so secrets cannot be delivered (enable it: `qm set {vmid} --agent enabled=1`)",
+                g.path
+            )],
+        );
+    }
+    let vault = match Vault::open(cfg) {
+        Ok(v) => v,
+        Err(e) => return failed(vmid, required, &[e.to_string()]),
+    };
+    let (plan, problems) = plan::build_partial(&m, &vault);
+    if !problems.is_empty() && required {
+        return failed(
+            vmid,
+            true,
+            &problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        );
+    }
+    Check::Ready(Box::new(Prepared {
+        manifest: m,
+        kind,
+        guest,
+        vault,
+        plan,
+        problems,
+    }))
+}
+
+// `find_guest` either finds a config or returns an error, so `(None, None)` cannot occur.
+fn unreachable_kind() -> GuestKind {
+    GuestKind::Qemu
+}
+
+/// Why `post-start` must not deliver, if it must not.
+pub fn skip_reason(guest: Option<&GuestConfig>, migrated_from: Option<&str>) -> Option<String> {
+    if let Some(node) = migrated_from.filter(|n| !n.is_empty()) {
+        return Some(format!(
+            "live-migration target (migrated from {node}): the guest already has its secrets"
+        ));
+    }
+    if let Some(lock) = guest.and_then(|g| g.get("lock")) {
+        if lock == "backup" {
+            return Some("the guest is locked for a backup (`lock: backup`): it is started only to be backed up".into());
+        }
+    }
+    None
+}
+
+/// The transport for a guest, as the config says.
+pub fn transport_for(cfg: &Config, vmid: Vmid, kind: GuestKind) -> Box<dyn Transport> {
+    match kind {
+        GuestKind::Qemu => Box::new(QgaTransport::new(
+            vmid,
+            cfg.pve.qga_socket_dir.join(format!("{vmid}.qga")).into(),
+            cfg.agent.timeout,
+        )),
+        GuestKind::Lxc => match cfg.pve.lxc_transport {
+            LxcTransport::Pct => Box::new(PctTransport::new(
+                vmid,
+                &cfg.pve.pct,
+                cfg.pve.lock_dir_lxc.join(format!("pve-config-{vmid}.lock")),
+                cfg.pve.lock_wait,
+                cfg.agent.timeout,
+            )),
+            LxcTransport::Native => Box::new(NativeTransport::new(
+                vmid,
+                &cfg.pve.lxc_info,
+                &cfg.pve.lxc_attach,
+                cfg.agent.timeout,
+            )),
+        },
+    }
+}
+
+/// A held per-guest worker lock (released on drop).
+pub struct WorkerLock {
+    _file: fs::File,
+}
+
+/// Take the per-guest worker lock without waiting; `Ok(None)` when another worker for
+/// this guest holds it (a second start while the first delivery still runs).
+pub fn worker_lock(cfg: &Config, vmid: Vmid) -> std::io::Result<Option<WorkerLock>> {
+    fs::create_dir_all(&cfg.state_dir)?;
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(cfg.state_dir.join(format!("worker-{vmid}.lock")))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(WorkerLock { _file: f })),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// The worker's job: wait for the guest (a VM's agent, up to `agent.wait`; a container's
+/// config lock, inside the pct transport), deliver, run `after`. Progress goes to `log`;
+/// audit events are returned for the caller to record with the rest.
+pub fn deliver(
+    cfg: &Config,
+    p: &Prepared,
+    log: &mut dyn FnMut(bool, String),
+) -> (Report, Vec<Event>) {
+    let vmid = p.plan.vmid;
+    let mut events = Vec::new();
+    for prob in &p.problems {
+        log(
+            false,
+            format!("guest {vmid}: skipped (required: false): {prob}"),
+        );
+    }
+    if p.kind == GuestKind::Qemu {
+        let mut t = QgaTransport::new(
+            vmid,
+            cfg.pve.qga_socket_dir.join(format!("{vmid}.qga")).into(),
+            cfg.agent.timeout,
+        );
+        match t.wait(cfg.agent.wait) {
+            Ok(took) => log(
+                true,
+                format!(
+                    "guest {vmid}: the guest agent answered after {:.1}s",
+                    took.as_secs_f64()
+                ),
+            ),
+            Err(e) => {
+                log(false, format!("guest {vmid}: {e}"));
+                events.push(
+                    Event::new(Some(vmid), "post-start", "deliver", "failed")
+                        .with("transport", "qga")
+                        .with("error", e.to_string()),
+                );
+                return (Report::default(), events);
+            }
+        }
+    }
+    let mut t = transport_for(cfg, vmid, p.kind);
+    let report = deliver::execute(&p.plan, t.as_mut(), &mut |e| match e {
+        deliver::Event::File(f) => match &f.outcome {
+            Ok(_) => log(
+                true,
+                format!("guest {vmid}: delivered {} ({} bytes)", f.dest, f.size),
+            ),
+            Err(why) => log(
+                false,
+                format!("guest {vmid}: failed to deliver {}: {why}", f.dest),
+            ),
+        },
+        deliver::Event::After(a) => match &a.outcome {
+            Ok(o) if o.success() => log(true, format!("guest {vmid}: ran {}", a.argv.join(" "))),
+            Ok(o) => log(
+                false,
+                format!(
+                    "guest {vmid}: {} failed (exit {:?}, signal {:?})",
+                    a.argv.join(" "),
+                    o.exitcode,
+                    o.signal
+                ),
+            ),
+            Err(why) => log(
+                false,
+                format!("guest {vmid}: {} failed: {why}", a.argv.join(" ")),
+            ),
+        },
+    });
+    events.extend(delivery_events(
+        vmid,
+        "post-start",
+        t.name(),
+        &report,
+        &p.vault.info,
+    ));
+    (report, events)
+}
+
+/// The audit event for a successful decrypt.
+pub fn decrypt_event(vmid: Vmid, phase: &str, vault: &VaultInfo) -> Event {
+    Event::new(Some(vmid), phase, "decrypt", "ok")
+        .with("vault", vault.path.as_str())
+        .with("vault_digest", vault.digest.as_str())
+        .with("vault_version", vault.version)
+        .with("signer", vault.signer.clone())
+}
+
+/// One audit event per file and per `after` command.
+pub fn delivery_events(
+    vmid: Vmid,
+    phase: &str,
+    transport: &str,
+    r: &Report,
+    vault: &VaultInfo,
+) -> Vec<Event> {
+    let mut out = Vec::new();
+    for f in &r.files {
+        let e = Event::new(
+            Some(vmid),
+            phase,
+            "deliver",
+            if f.outcome.is_ok() { "ok" } else { "failed" },
+        )
+        .with("transport", transport)
+        .with("dest", f.dest.as_str())
+        .with("keys", f.keys.clone())
+        .with("size", f.size)
+        .with("vault_digest", vault.digest.as_str());
+        out.push(match &f.outcome {
+            Ok(v) => e.with("verified", serde_json::to_value(v).unwrap_or_default()),
+            Err(why) => e.with("error", why.as_str()),
+        });
+    }
+    for a in &r.after {
+        let ok = matches!(&a.outcome, Ok(o) if o.success());
+        let e = Event::new(Some(vmid), phase, "after", if ok { "ok" } else { "failed" })
+            .with("argv", a.argv.clone());
+        out.push(match &a.outcome {
+            Ok(o) => e.with("exitcode", o.exitcode).with("signal", o.signal),
+            Err(why) => e.with("error", why.as_str()),
+        });
+    }
+    out
+}

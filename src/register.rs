@@ -1,0 +1,259 @@
+//! Registration (DESIGN §1, PROXMOX.md §2): install the `hooks/phx-hook` snippet into a
+//! storage's `snippets` directory and point a guest's `hookscript` at it with
+//! `qm set` / `pct set`. A guest can have only one hookscript, so one that already has
+//! another is refused, or, with `--chain`, keeps it: phx-hook runs it after itself for
+//! every phase. The previous value is recorded under `<pve.config_dir>/phx-hook/
+//! registrations/<vmid>.json` (cluster-wide on a real node, like the guest config), so
+//! `unregister` can put it back. Registering twice changes nothing.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::pve::{self, Storage};
+use crate::types::{GuestKind, Vmid};
+
+/// The snippet's file name in the storage.
+pub const SNIPPET: &str = "phx-hook";
+
+/// The snippet shipped in `hooks/`; its `exec` line is pointed at the running binary.
+const SNIPPET_TEMPLATE: &str = include_str!("../hooks/phx-hook");
+
+/// What phx-hook remembers about a registration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Record {
+    /// The guest.
+    pub vmid: u32,
+    /// Its kind.
+    pub kind: GuestKind,
+    /// phx-hook's volume id (`local:snippets/phx-hook`).
+    pub hookscript: String,
+    /// The hookscript it replaced, run after phx-hook (`--chain`).
+    pub previous: Option<String>,
+}
+
+/// What `register` did for one guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Registered {
+    /// Newly registered (and what it chains to).
+    New {
+        /// The chained previous hookscript.
+        chained: Option<String>,
+    },
+    /// It already was.
+    Already,
+}
+
+/// A registration failure, phrased for the administrator.
+pub type RegError = String;
+
+fn registry_dir(cfg: &Config) -> Utf8PathBuf {
+    cfg.pve.config_dir.join("phx-hook/registrations")
+}
+
+fn record_path(cfg: &Config, vmid: Vmid) -> Utf8PathBuf {
+    registry_dir(cfg).join(format!("{vmid}.json"))
+}
+
+/// The recorded registration of `vmid`, if any.
+pub fn record(cfg: &Config, vmid: Vmid) -> Option<Record> {
+    let text = fs::read_to_string(record_path(cfg, vmid)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The storages in `<pve.config_dir>/storage.cfg`.
+pub fn storages(cfg: &Config) -> Result<Vec<Storage>, RegError> {
+    let path = cfg.pve.config_dir.join("storage.cfg");
+    let text = fs::read_to_string(&path).map_err(|e| format!("failed to read `{path}`: {e}"))?;
+    Ok(pve::parse_storage_cfg(&text))
+}
+
+/// The path of the hookscript phx-hook chains to for `vmid`, if any.
+pub fn chained_hook(cfg: &Config, vmid: Vmid) -> Option<Utf8PathBuf> {
+    let prev = record(cfg, vmid)?.previous?;
+    pve::snippet_path(&storages(cfg).ok()?, &prev)
+}
+
+/// The snippets directory of `store`, refusing a storage without `snippets` content.
+pub fn snippets_dir(cfg: &Config, store: &str) -> Result<Utf8PathBuf, RegError> {
+    let all = storages(cfg)?;
+    let Some(st) = all.iter().find(|s| s.id == store) else {
+        let ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
+        return Err(format!(
+            "storage `{store}` is not in {}/storage.cfg (there are: {})",
+            cfg.pve.config_dir,
+            ids.join(", ")
+        ));
+    };
+    let Some(path) = &st.path else {
+        return Err(format!(
+            "storage `{store}` ({}) has no directory path, so it cannot hold snippets; use a directory storage such as `local`",
+            st.kind
+        ));
+    };
+    if !st.content.iter().any(|c| c == "snippets") {
+        let mut content = st.content.clone();
+        content.push("snippets".into());
+        return Err(format!(
+            "storage `{store}` does not allow snippets; enable them with `pvesm set {store} --content {}`",
+            content.join(",")
+        ));
+    }
+    Ok(path.join("snippets"))
+}
+
+/// Install (or refresh) the snippet in `dir`; it runs `exe`.
+pub fn install_snippet(dir: &Utf8Path, exe: &Utf8Path) -> Result<Utf8PathBuf, RegError> {
+    let text = SNIPPET_TEMPLATE.replace("/usr/local/sbin/phx-hook", exe.as_str());
+    let dest = dir.join(SNIPPET);
+    if fs::read_to_string(&dest).is_ok_and(|t| t == text)
+        && fs::metadata(&dest).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+    {
+        return Ok(dest);
+    }
+    fs::create_dir_all(dir).map_err(|e| format!("failed to create `{dir}`: {e}"))?;
+    let tmp = dir.join(format!(".{SNIPPET}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.set_permissions(fs::Permissions::from_mode(0o755))?;
+        f.sync_all()?;
+        fs::rename(&tmp, &dest)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        format!("failed to install `{dest}`: {e}")
+    })?;
+    Ok(dest)
+}
+
+/// `qm set` / `pct set` with `args`; errors carry the tool's stderr.
+fn set(cfg: &Config, kind: GuestKind, vmid: Vmid, args: &[&str]) -> Result<(), RegError> {
+    let tool = match kind {
+        GuestKind::Qemu => &cfg.pve.qm,
+        GuestKind::Lxc => &cfg.pve.pct,
+    };
+    let mut words = tool.split_whitespace();
+    let prog = words.next().unwrap_or("qm");
+    let out = Command::new(prog)
+        .args(words)
+        .arg("set")
+        .arg(vmid.to_string())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("failed to run `{prog}`: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "`{prog} set {vmid} {}` failed: {}",
+            args.join(" "),
+            err.trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Register one guest.
+pub fn register(
+    cfg: &Config,
+    vmid: Vmid,
+    store: &str,
+    chain: bool,
+    exe: &Utf8Path,
+) -> Result<Registered, RegError> {
+    let guest = pve::find_guest(&cfg.pve.config_dir, vmid).map_err(|e| e.to_string())?;
+    let dir = snippets_dir(cfg, store)?;
+    install_snippet(&dir, exe)?;
+    let ours = format!("{store}:snippets/{SNIPPET}");
+    let current = guest.get("hookscript");
+    let previous = match current.as_deref() {
+        Some(c) if c == ours => {
+            // Already ours: keep whatever was recorded.
+            if record(cfg, vmid).is_none() {
+                write_record(
+                    cfg,
+                    &Record {
+                        vmid: vmid.get(),
+                        kind: guest.kind,
+                        hookscript: ours,
+                        previous: None,
+                    },
+                )?;
+            }
+            return Ok(Registered::Already);
+        }
+        Some(other) if !chain => {
+            return Err(format!(
+                "guest {vmid} already has the hookscript `{other}`; phx-hook does not replace it silently. \
+                 Run it after phx-hook with `phx-hook register {vmid} --chain`"
+            ));
+        }
+        Some(other) => Some(other.to_string()),
+        None => None,
+    };
+    set(cfg, guest.kind, vmid, &["--hookscript", &ours])?;
+    write_record(
+        cfg,
+        &Record {
+            vmid: vmid.get(),
+            kind: guest.kind,
+            hookscript: ours,
+            previous: previous.clone(),
+        },
+    )?;
+    Ok(Registered::New { chained: previous })
+}
+
+fn write_record(cfg: &Config, r: &Record) -> Result<(), RegError> {
+    let dir = registry_dir(cfg);
+    fs::create_dir_all(&dir).map_err(|e| format!("failed to create `{dir}`: {e}"))?;
+    let path = dir.join(format!("{}.json", r.vmid));
+    let tmp = dir.join(format!(".{}.json.tmp", r.vmid));
+    let text = serde_json::to_string_pretty(r).map_err(|e| e.to_string())?;
+    fs::write(&tmp, text + "\n")
+        .and_then(|()| fs::rename(&tmp, &path))
+        .map_err(|e| format!("failed to write `{path}`: {e}"))
+}
+
+/// What `unregister` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unregistered {
+    /// The hookscript was removed.
+    Removed,
+    /// The previous hookscript was put back.
+    Restored(String),
+    /// phx-hook was not this guest's hookscript.
+    NotRegistered,
+}
+
+/// Unregister one guest, restoring what `register --chain` replaced.
+pub fn unregister(cfg: &Config, vmid: Vmid) -> Result<Unregistered, RegError> {
+    let guest = pve::find_guest(&cfg.pve.config_dir, vmid).map_err(|e| e.to_string())?;
+    let rec = record(cfg, vmid);
+    let current = guest.get("hookscript");
+    let ours = current
+        .as_deref()
+        .is_some_and(|c| c.ends_with(&format!(":snippets/{SNIPPET}")));
+    if !ours {
+        let _ = fs::remove_file(record_path(cfg, vmid));
+        return Ok(Unregistered::NotRegistered);
+    }
+    let result = match rec.and_then(|r| r.previous) {
+        Some(prev) => {
+            set(cfg, guest.kind, vmid, &["--hookscript", &prev])?;
+            Unregistered::Restored(prev)
+        }
+        None => {
+            set(cfg, guest.kind, vmid, &["--delete", "hookscript"])?;
+            Unregistered::Removed
+        }
+    };
+    let _ = fs::remove_file(record_path(cfg, vmid));
+    Ok(result)
+}

@@ -1,0 +1,63 @@
+//! The only `unsafe` in phx-hook, in one reviewed place: forking the single-threaded
+//! child that enters a container's namespaces (what that child does is ordinary safe
+//! code in `deliver::lxc`; this module only forks, runs it, and leaves with `_exit`),
+//! and closing the file descriptors a detached delivery worker inherited.
+
+use std::os::fd::OwnedFd;
+
+use nix::unistd::{ForkResult, Pid};
+
+/// Fork; in the child run `work` and `_exit` with its return value. Returns the child's
+/// pid in the parent.
+///
+/// The caller must be single-threaded (phx-hook never starts a thread before this), so
+/// the child inherits no lock held by another thread. `keep` is the pipe end the child
+/// writes to; it is moved into `work`.
+pub(crate) fn fork_child(keep: OwnedFd, work: impl FnOnce(OwnedFd) -> i32) -> nix::Result<Pid> {
+    // SAFETY: phx-hook is single-threaded when it delivers into a container (no thread is
+    // spawned anywhere in the binary), so after fork(2) the child holds no lock another
+    // thread could have held, and the allocator and stdio are in a consistent state. The
+    // child never returns into the caller: it runs `work` and ends with `_exit`.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Parent { child } => {
+            drop(keep);
+            Ok(child)
+        }
+        ForkResult::Child => {
+            let code = work(keep);
+            // SAFETY: `_exit` ends the child immediately without running the parent's
+            // atexit handlers or flushing stdio buffers it inherited; it takes a plain int
+            // and cannot fail.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+/// Close every file descriptor from 3 up. Called first thing in the detached delivery
+/// worker, before it opens anything, so that no descriptor inherited from Proxmox's
+/// start task (a pipe it waits on, a lock) stays open in a long-running process.
+pub(crate) fn close_inherited_fds() {
+    // SAFETY: called at the start of the worker, before phx-hook has opened any file or
+    // created any object that owns a descriptor >= 3, so no live Rust value refers to a
+    // descriptor being closed. close_range(2) takes plain integers and only closes.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if r == 0 {
+        return;
+    }
+    // Kernels before 5.9: close what /proc lists.
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|&fd| fd >= 3)
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds {
+        // SAFETY: as above; the descriptor of the read_dir iterator is already closed
+        // (the iterator was consumed), and closing an fd that is no longer open is harmless.
+        unsafe {
+            libc::close(fd);
+        }
+    }
+}
