@@ -154,10 +154,11 @@ pub fn skip_reason(guest: Option<&GuestConfig>, migrated_from: Option<&str>) -> 
             "live-migration target (migrated from {node}): the guest already has its secrets"
         ));
     }
-    if let Some(lock) = guest.and_then(|g| g.get("lock")) {
-        if lock == "backup" {
-            return Some("the guest is locked for a backup (`lock: backup`): it is started only to be backed up".into());
-        }
+    if guest.and_then(|g| g.get("lock")).as_deref() == Some("backup") {
+        return Some(
+            "the guest is locked for a backup (`lock: backup`): it is started only to be backed up"
+                .into(),
+        );
     }
     None
 }

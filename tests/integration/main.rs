@@ -5,9 +5,11 @@
 
 mod cli;
 mod guests;
+mod hook;
 mod inputs;
 mod lxc;
 mod qga;
+mod sim;
 mod util;
 mod vault;
 mod vm;

@@ -1,0 +1,162 @@
+//! A simulated Proxmox VE node: an `/etc/pve` tree (guest configs, storage.cfg), a
+//! snippets directory, config-lock directories, and the `qm`/`pct` stand-ins from
+//! tests/scripts that run hookscripts the way Proxmox does. The phx-hook config points
+//! every path there; the stand-ins find it through `$PHX_HOOK_CONFIG`, as a real node
+//! finds `/etc/phx-hook/phx-hook.yaml`.
+
+use std::fs;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use crate::util::*;
+
+pub const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts");
+
+pub struct SimNode {
+    pub node: Node,
+    syslog: Arc<Mutex<Vec<u8>>>,
+    /// Extra environment for the stand-ins (container paths).
+    pub env: Vec<(String, String)>,
+}
+
+impl SimNode {
+    /// A node with the ed25519 host key and `vault_json` encrypted to it.
+    pub fn new(vault_json: &[u8], extra_config: &str) -> SimNode {
+        let k = keys();
+        let node = Node::new();
+        node.host_key(&k.secret("ed", true));
+        node.vault(&k.encrypt(vault_json, &["ed"], false, None, &[]));
+        node.write("manifests/templates/app.conf.tmpl", TEMPLATE.as_bytes());
+        let d = node.dir.path().display().to_string();
+        node.write(
+            "pve/storage.cfg",
+            format!("dir: local\n\tpath {d}/storage\n\tcontent iso,vztmpl,backup,snippets\n\nlvmthin: local-lvm\n\tthinpool data\n\tcontent rootdir,images\n\ndir: backups\n\tpath {d}/backups\n\tcontent backup\n").as_bytes(),
+        );
+        fs::create_dir_all(node.path("storage/snippets")).unwrap();
+        fs::create_dir_all(node.path("qga")).unwrap();
+        // Listen where the worker logs (its stdout and stderr are /dev/null).
+        let sock = UnixDatagram::bind(node.path("syslog.sock")).unwrap();
+        let syslog = Arc::new(Mutex::new(Vec::new()));
+        {
+            let syslog = syslog.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n) = sock.recv(&mut buf) {
+                    let mut l = syslog.lock().unwrap();
+                    l.extend_from_slice(&buf[..n]);
+                    l.push(b'\n');
+                }
+            });
+        }
+        node.config(&format!(
+            "  qga_socket_dir: {d}/qga\n  qm: {SCRIPTS}/qm\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {d}/lock/lxc\nstate_dir: {d}/run\nsyslog: {d}/syslog.sock\nagent:\n  wait: 60s\n  timeout: 5s\n{extra_config}"
+        ));
+        SimNode {
+            node,
+            syslog,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn vm(&self, vmid: u32, conf: &str) {
+        self.node
+            .write(&format!("pve/qemu-server/{vmid}.conf"), conf.as_bytes());
+    }
+
+    pub fn ct(&self, vmid: u32, conf: &str) {
+        self.node
+            .write(&format!("pve/lxc/{vmid}.conf"), conf.as_bytes());
+    }
+
+    pub fn conf(&self, kind: &str, vmid: u32) -> String {
+        fs::read_to_string(self.node.path(&format!("pve/{kind}/{vmid}.conf"))).unwrap()
+    }
+
+    fn envs(&self) -> Vec<(String, String)> {
+        let d = self.node.dir.path().display().to_string();
+        let mut v = vec![
+            ("PHX_HOOK_CONFIG".to_string(), format!("{d}/phx-hook.yaml")),
+            ("PHX_TEST_PVE".to_string(), format!("{d}/pve")),
+            (
+                "PHX_TEST_QMLOCKDIR".to_string(),
+                format!("{d}/lock/qemu-server"),
+            ),
+            ("PHX_TEST_LOCKDIR".to_string(), format!("{d}/lock/lxc")),
+            ("PHX_TEST_HOOK_TIMES".to_string(), format!("{d}/hook-times")),
+            ("PHX_TEST_LXCPATH".to_string(), "/nonexistent".to_string()),
+        ];
+        for (k, val) in &self.env {
+            v.retain(|(kk, _)| kk != k);
+            v.push((k.clone(), val.clone()));
+        }
+        v
+    }
+
+    /// Run a stand-in (`qm` or `pct`) as an administrator would.
+    pub fn tool(&self, tool: &str, args: &[&str]) -> Run {
+        let out: Output = Command::new(format!("{SCRIPTS}/{tool}"))
+            .args(args)
+            .envs(self.envs())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Run phx-hook (config from the environment, as the hookscript finds it).
+    pub fn phx(&self, args: &[&str]) -> Run {
+        let env = self.envs();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.node.run_env(args, &env)
+    }
+
+    pub fn syslog(&self) -> String {
+        String::from_utf8_lossy(&self.syslog.lock().unwrap()).into_owned()
+    }
+
+    pub fn audit(&self) -> String {
+        fs::read_to_string(self.node.path("audit.jsonl")).unwrap_or_default()
+    }
+
+    /// How long each hook phase took, as the stand-ins measured it (pipes closed).
+    pub fn hook_times(&self) -> Vec<(String, String, f64, i32)> {
+        fs::read_to_string(self.node.path("hook-times"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (
+                    f[0].to_string(),
+                    f[1].to_string(),
+                    f[2].parse().unwrap(),
+                    f[3].parse().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Poll until `f` holds, up to `secs`.
+    pub fn eventually(&self, secs: u64, what: &str, f: impl Fn() -> bool) {
+        let start = std::time::Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed().as_secs() < secs,
+                "timed out waiting for {what}\nsyslog:\n{}\naudit:\n{}",
+                self.syslog(),
+                self.audit()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.node.path(rel)
+    }
+}
