@@ -7,6 +7,7 @@ mod check;
 mod hook;
 mod inject;
 mod register;
+mod status;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -101,6 +102,10 @@ enum Command {
     Unregister(register::UnregisterArgs),
     /// Show the audit log and verify its hash chain.
     Audit(audit::AuditArgs),
+    /// Every guest with a manifest or phx-hook's hookscript: registration, last delivery, problems.
+    Status(status::StatusArgs),
+    /// Check this node's install (binary, snippet, storage, key, vault, manifests, audit log).
+    Doctor(status::DoctorArgs),
     /// The detached delivery worker (started by the post-start hook).
     #[command(name = "__worker", hide = true)]
     Worker {
@@ -186,6 +191,8 @@ fn dispatch(global: &Global, mode: Mode) -> Result<Exit, Error> {
                 Command::Register(args) => register::run(args, &ctx),
                 Command::Unregister(args) => register::run_unregister(args, &ctx),
                 Command::Audit(args) => audit::run(args, &ctx),
+                Command::Status(args) => status::status(args, &ctx),
+                Command::Doctor(args) => status::doctor(args, &ctx),
                 Command::Worker { .. } => Ok(Exit::Usage),
             }
         }

@@ -460,3 +460,50 @@ fn registration() {
         .assert_contains("nothing to do");
     assert!(Path::new(&snippet).exists());
 }
+
+#[test]
+fn status_and_doctor() {
+    let sim = SimNode::new(VAULT_JSON.as_bytes(), "");
+    sim.vm(201, "agent: 1\n");
+    sim.ct(301, "arch: amd64\n");
+    sim.node.manifest(201, VM_MANIFEST);
+    sim.node.manifest(301, "guest: lxc\nfiles:\n  - {dest: /etc/x, key: samba/password}\n");
+    sim.phx(&["register", "201"]).assert_code(0);
+    let r = sim.phx(&["status"]);
+    r.assert_code(1).assert_contains("not registered: `phx-hook register 301`");
+    let v: serde_json::Value = serde_json::from_str(&sim.phx(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(v[0]["vmid"], 201);
+    assert_eq!(v[0]["registered"], true);
+    assert_eq!(v[0]["problems"].as_array().unwrap().len(), 0);
+    assert_eq!(v[1]["registered"], false);
+    // A delivery shows up as the last one.
+    let agent_root = sim.path("guests/201");
+    let g = FakeGuest::start(&agent_root, "");
+    std::os::unix::fs::symlink(g.socket(), sim.path("qga/201.qga")).unwrap();
+    sim.phx(&["inject", "201"]).assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(&sim.phx(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(v[0]["last_delivery"]["outcome"], "ok");
+    assert_eq!(v[0]["last_delivery"]["files"], 2);
+    sim.phx(&["register", "301"]).assert_code(0);
+    sim.phx(&["status"]).assert_code(0);
+
+    let r = sim.phx(&["doctor"]);
+    r.assert_code(0)
+        .assert_contains("ok    snippet local:snippets/phx-hook present")
+        .assert_contains("ok    vault")
+        .assert_contains("warn  signature policy")
+        .assert_contains("ok    manifest 201 valid")
+        .assert_contains("ok    audit log hash chain intact");
+    // Break things: each check names the fix.
+    fs::set_permissions(sim.path("host.key"), fs::Permissions::from_mode(0o644)).unwrap();
+    sim.vm(201, "agent: 0\nhookscript: local:snippets/phx-hook\n");
+    let audit = sim.audit().replacen("\"ok\"", "\"OK\"", 1);
+    fs::write(sim.path("audit.jsonl"), audit).unwrap();
+    let r = sim.phx(&["doctor"]);
+    r.assert_code(1)
+        .assert_contains("FAIL  host key")
+        .assert_contains("chmod 600")
+        .assert_contains("FAIL  manifest 201")
+        .assert_contains("FAIL  audit log hash chain intact");
+    sim.phx(&["status"]).assert_code(1).assert_contains("guest agent not enabled");
+}
