@@ -55,15 +55,25 @@ struct LastDelivery {
 fn guests(dir: &camino::Utf8Path) -> BTreeMap<Vmid, GuestKind> {
     let mut roots = vec![dir.to_owned()];
     if let Ok(nodes) = fs::read_dir(dir.join("nodes")) {
-        roots.extend(nodes.flatten().filter_map(|e| e.file_name().into_string().ok()).map(|n| dir.join("nodes").join(n)));
+        roots.extend(
+            nodes
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .map(|n| dir.join("nodes").join(n)),
+        );
     }
     let mut out = BTreeMap::new();
     for root in roots {
         for (sub, kind) in [("qemu-server", GuestKind::Qemu), ("lxc", GuestKind::Lxc)] {
-            let Ok(rd) = fs::read_dir(root.join(sub)) else { continue };
+            let Ok(rd) = fs::read_dir(root.join(sub)) else {
+                continue;
+            };
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if let Some(id) = name.strip_suffix(".conf").and_then(|s| s.parse::<Vmid>().ok()) {
+                if let Some(id) = name
+                    .strip_suffix(".conf")
+                    .and_then(|s| s.parse::<Vmid>().ok())
+                {
                     out.insert(id, kind);
                 }
             }
@@ -76,17 +86,30 @@ fn guests(dir: &camino::Utf8Path) -> BTreeMap<Vmid, GuestKind> {
 fn last_deliveries(text: &str) -> BTreeMap<u64, LastDelivery> {
     let mut out: BTreeMap<u64, LastDelivery> = BTreeMap::new();
     for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
         if v.get("action").and_then(Value::as_str) != Some("deliver") {
             continue;
         }
-        let (Some(id), Some(time)) = (v.get("vmid").and_then(Value::as_u64), v.get("time").and_then(Value::as_str)) else {
+        let (Some(id), Some(time)) = (
+            v.get("vmid").and_then(Value::as_u64),
+            v.get("time").and_then(Value::as_str),
+        ) else {
             continue;
         };
         let ok = v.get("outcome").and_then(Value::as_str) == Some("ok");
-        let e = out.entry(id).or_insert(LastDelivery { time: String::new(), outcome: "ok".into(), files: 0 });
+        let e = out.entry(id).or_insert(LastDelivery {
+            time: String::new(),
+            outcome: "ok".into(),
+            files: 0,
+        });
         if e.time != time {
-            *e = LastDelivery { time: time.to_string(), outcome: "ok".into(), files: 0 };
+            *e = LastDelivery {
+                time: time.to_string(),
+                outcome: "ok".into(),
+                files: 0,
+            };
         }
         e.files += 1;
         if !ok {
@@ -104,7 +127,8 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
     let mut ids: Vec<Vmid> = manifests.clone();
     for (id, _) in &all {
         if let Ok(g) = pve::find_guest(&cfg.pve.config_dir, *id)
-            && g.get("hookscript").is_some_and(|h| h.ends_with(&format!(":snippets/{}", register::SNIPPET)))
+            && g.get("hookscript")
+                .is_some_and(|h| h.ends_with(&format!(":snippets/{}", register::SNIPPET)))
         {
             ids.push(*id);
         }
@@ -115,7 +139,9 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
     for id in ids {
         let guest = pve::find_guest(&cfg.pve.config_dir, id).ok();
         let hookscript = guest.as_ref().and_then(|g| g.get("hookscript"));
-        let registered = hookscript.as_deref().is_some_and(|h| h.ends_with(&format!(":snippets/{}", register::SNIPPET)));
+        let registered = hookscript
+            .as_deref()
+            .is_some_and(|h| h.ends_with(&format!(":snippets/{}", register::SNIPPET)));
         let has_manifest = manifests.contains(&id);
         let mut problems = Vec::new();
         if guest.is_none() {
@@ -123,12 +149,17 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
         }
         if has_manifest && !registered {
             problems.push(match &hookscript {
-                Some(h) => format!("has another hookscript (`{h}`): `phx-hook register {id} --chain`"),
+                Some(h) => {
+                    format!("has another hookscript (`{h}`): `phx-hook register {id} --chain`")
+                }
                 None => format!("not registered: `phx-hook register {id}`"),
             });
         }
         if registered && !has_manifest {
-            problems.push(format!("registered but has no manifest ({})", manifest::path_for(&cfg.manifests, id)));
+            problems.push(format!(
+                "registered but has no manifest ({})",
+                manifest::path_for(&cfg.manifests, id)
+            ));
         }
         if has_manifest && let Err(e) = manifest::load(&cfg.manifests, id) {
             problems.extend(e.problems.iter().map(ToString::to_string));
@@ -138,7 +169,9 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
             && has_manifest
             && !g.agent_enabled()
         {
-            problems.push(format!("guest agent not enabled: `qm set {id} --agent enabled=1`"));
+            problems.push(format!(
+                "guest agent not enabled: `qm set {id} --agent enabled=1`"
+            ));
         }
         rows.push(GuestStatus {
             vmid: id,
@@ -156,16 +189,43 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
         let _ = serde_json::to_writer_pretty(&mut out, &rows);
         let _ = writeln!(out);
     } else {
-        let _ = writeln!(out, "{:>6}  {:<5}  {:<10}  {:<8}  {:<35}  problems", "vmid", "kind", "registered", "manifest", "last delivery");
+        let _ = writeln!(
+            out,
+            "{:>6}  {:<5}  {:<10}  {:<8}  {:<35}  problems",
+            "vmid", "kind", "registered", "manifest", "last delivery"
+        );
         for r in &rows {
             let kind = r.kind.map_or("?".into(), |k| k.to_string());
-            let reg = if r.registered { if r.chained.is_some() { "yes+chain" } else { "yes" } } else { "no" };
-            let last = r.last_delivery.as_ref().map_or("never".to_string(), |l| format!("{} {} ({} files)", l.time, l.outcome, l.files));
-            let probs = if r.problems.is_empty() { "-".to_string() } else { r.problems.join("; ") };
-            let _ = writeln!(out, "{:>6}  {kind:<5}  {reg:<10}  {:<8}  {last:<35}  {probs}", r.vmid, if r.manifest { "yes" } else { "no" });
+            let reg = if r.registered {
+                if r.chained.is_some() {
+                    "yes+chain"
+                } else {
+                    "yes"
+                }
+            } else {
+                "no"
+            };
+            let last = r.last_delivery.as_ref().map_or("never".to_string(), |l| {
+                format!("{} {} ({} files)", l.time, l.outcome, l.files)
+            });
+            let probs = if r.problems.is_empty() {
+                "-".to_string()
+            } else {
+                r.problems.join("; ")
+            };
+            let _ = writeln!(
+                out,
+                "{:>6}  {kind:<5}  {reg:<10}  {:<8}  {last:<35}  {probs}",
+                r.vmid,
+                if r.manifest { "yes" } else { "no" }
+            );
         }
     }
-    Ok(if rows.iter().all(|r| r.problems.is_empty()) { Exit::Ok } else { Exit::Failed })
+    Ok(if rows.iter().all(|r| r.problems.is_empty()) {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
 }
 
 struct Doctor {
@@ -195,17 +255,35 @@ impl Doctor {
 
 pub(crate) fn doctor(_args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
     let cfg = &ctx.config;
-    let mut d = Doctor { failed: 0, warned: 0 };
-    let src = cfg.source.as_ref().map_or("none found; the defaults apply".to_string(), ToString::to_string);
+    let mut d = Doctor {
+        failed: 0,
+        warned: 0,
+    };
+    let src = cfg.source.as_ref().map_or(
+        "none found; the defaults apply".to_string(),
+        ToString::to_string,
+    );
     d.check(true, &format!("config: {src}"), "");
     let exe = std::env::current_exe().ok();
-    let exe_ok = exe.as_ref().is_some_and(|e| fs::metadata(e).is_ok_and(|m| m.permissions().mode() & 0o111 != 0));
-    d.check(exe_ok, &format!("binary: {}", exe.as_ref().map_or("?".into(), |e| e.display().to_string())), "reinstall phx-hook");
+    let exe_ok = exe
+        .as_ref()
+        .is_some_and(|e| fs::metadata(e).is_ok_and(|m| m.permissions().mode() & 0o111 != 0));
+    d.check(
+        exe_ok,
+        &format!(
+            "binary: {}",
+            exe.as_ref().map_or("?".into(), |e| e.display().to_string())
+        ),
+        "reinstall phx-hook",
+    );
 
     // Snippets storage and the snippet of every registered guest.
     match register::storages(cfg) {
         Ok(st) => {
-            let snip: Vec<&pve::Storage> = st.iter().filter(|s| s.content.iter().any(|c| c == "snippets")).collect();
+            let snip: Vec<&pve::Storage> = st
+                .iter()
+                .filter(|s| s.content.iter().any(|c| c == "snippets"))
+                .collect();
             d.check(
                 !snip.is_empty(),
                 &format!("snippets storage: {}", snip.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")),
@@ -213,18 +291,28 @@ pub(crate) fn doctor(_args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
             );
             let mut volids: Vec<String> = guests(&cfg.pve.config_dir)
                 .keys()
-                .filter_map(|id| pve::find_guest(&cfg.pve.config_dir, *id).ok()?.get("hookscript"))
+                .filter_map(|id| {
+                    pve::find_guest(&cfg.pve.config_dir, *id)
+                        .ok()?
+                        .get("hookscript")
+                })
                 .filter(|h| h.ends_with(&format!(":snippets/{}", register::SNIPPET)))
                 .collect();
             volids.sort();
             volids.dedup();
             for v in volids {
                 let path = pve::snippet_path(&st, &v);
-                let ok = path.as_ref().is_some_and(|p| fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o111 != 0));
+                let ok = path.as_ref().is_some_and(|p| {
+                    fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+                });
                 let target_ok = path
                     .as_ref()
                     .and_then(|p| fs::read_to_string(p).ok())
-                    .and_then(|t| t.lines().find(|l| l.starts_with("exec ")).map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string()))
+                    .and_then(|t| {
+                        t.lines()
+                            .find(|l| l.starts_with("exec "))
+                            .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+                    })
                     .is_some_and(|bin| std::path::Path::new(&bin).exists());
                 d.check(
                     ok && target_ok,
@@ -233,7 +321,11 @@ pub(crate) fn doctor(_args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
                 );
             }
         }
-        Err(e) => d.check(false, &format!("storage.cfg: {e}"), "check pve.config_dir in the config"),
+        Err(e) => d.check(
+            false,
+            &format!("storage.cfg: {e}"),
+            "check pve.config_dir in the config",
+        ),
     }
 
     // The host key and the vault.
@@ -242,17 +334,35 @@ pub(crate) fn doctor(_args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
         use std::os::unix::fs::MetadataExt;
         m.uid() == 0 && m.mode() & 0o077 == 0
     });
-    d.check(key_private, &format!("host key {} is root-only", cfg.key), &format!("chown root:root {k} && chmod 600 {k}", k = cfg.key));
+    d.check(
+        key_private,
+        &format!("host key {} is root-only", cfg.key),
+        &format!("chown root:root {k} && chmod 600 {k}", k = cfg.key),
+    );
     match crate::vault::Vault::open(cfg) {
         Ok(v) => {
-            d.check(true, &format!("vault {} decrypts ({} secrets, version {:?})", cfg.vault, v.info.secrets, v.info.version), "");
+            d.check(
+                true,
+                &format!(
+                    "vault {} decrypts ({} secrets, version {:?})",
+                    cfg.vault, v.info.secrets, v.info.version
+                ),
+                "",
+            );
             if cfg.signers.is_empty() {
                 d.warn(
                     "signature policy: `signers` is empty, so anyone with the recipients' public keys can write a vault this host accepts",
                     "list the fingerprints allowed to sign the vault under `signers`",
                 );
             } else {
-                d.check(true, &format!("vault signed by {}", v.info.signer.as_deref().unwrap_or("?")), "");
+                d.check(
+                    true,
+                    &format!(
+                        "vault signed by {}",
+                        v.info.signer.as_deref().unwrap_or("?")
+                    ),
+                    "",
+                );
             }
         }
         Err(e) => d.check(false, &format!("vault: {e}"), &e.hint().unwrap_or_default()),
@@ -261,25 +371,57 @@ pub(crate) fn doctor(_args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
     // Manifests.
     let (ids, odd) = manifest::list(&cfg.manifests)?;
     for o in odd {
-        d.warn(&format!("{}/{o} is ignored", cfg.manifests), "name manifests <vmid>.yaml");
+        d.warn(
+            &format!("{}/{o} is ignored", cfg.manifests),
+            "name manifests <vmid>.yaml",
+        );
     }
     for id in ids {
         match hook::prepare(cfg, id) {
-            Check::Ready(_) | Check::NoManifest => d.check(true, &format!("manifest {id} valid, every key resolves"), ""),
-            Check::Failed { line, .. } => d.check(false, &format!("manifest {id}: {line}"), &format!("`phx-hook check {id}` lists every problem")),
+            Check::Ready(_) | Check::NoManifest => d.check(
+                true,
+                &format!("manifest {id} valid, every key resolves"),
+                "",
+            ),
+            Check::Failed { line, .. } => d.check(
+                false,
+                &format!("manifest {id}: {line}"),
+                &format!("`phx-hook check {id}` lists every problem"),
+            ),
         }
     }
 
     // The audit log.
-    let writable = fs::OpenOptions::new().create(true).append(true).open(&cfg.audit_log).is_ok()
-        || cfg.audit_log.parent().is_some_and(|p| fs::create_dir_all(p).is_ok() && fs::OpenOptions::new().create(true).append(true).open(&cfg.audit_log).is_ok());
-    d.check(writable, &format!("audit log {} writable", cfg.audit_log), "create its directory as root");
+    let writable = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&cfg.audit_log)
+        .is_ok()
+        || cfg.audit_log.parent().is_some_and(|p| {
+            fs::create_dir_all(p).is_ok()
+                && fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&cfg.audit_log)
+                    .is_ok()
+        });
+    d.check(
+        writable,
+        &format!("audit log {} writable", cfg.audit_log),
+        "create its directory as root",
+    );
     let (n, breaks) = audit::verify(&fs::read_to_string(&cfg.audit_log).unwrap_or_default());
     d.check(
         breaks.is_empty(),
         &format!("audit log hash chain intact ({n} lines)"),
-        &breaks.first().map_or(String::new(), |b| format!("line {} {}; `phx-hook audit --verify`", b.line, b.reason)),
+        &breaks.first().map_or(String::new(), |b| {
+            format!("line {} {}; `phx-hook audit --verify`", b.line, b.reason)
+        }),
     );
     println!("{} check(s) failed, {} warning(s)", d.failed, d.warned);
-    Ok(if d.failed == 0 { Exit::Ok } else { Exit::Failed })
+    Ok(if d.failed == 0 {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
 }

@@ -467,11 +467,16 @@ fn status_and_doctor() {
     sim.vm(201, "agent: 1\n");
     sim.ct(301, "arch: amd64\n");
     sim.node.manifest(201, VM_MANIFEST);
-    sim.node.manifest(301, "guest: lxc\nfiles:\n  - {dest: /etc/x, key: samba/password}\n");
+    sim.node.manifest(
+        301,
+        "guest: lxc\nfiles:\n  - {dest: /etc/x, key: samba/password}\n",
+    );
     sim.phx(&["register", "201"]).assert_code(0);
     let r = sim.phx(&["status"]);
-    r.assert_code(1).assert_contains("not registered: `phx-hook register 301`");
-    let v: serde_json::Value = serde_json::from_str(&sim.phx(&["status", "--json"]).stdout).unwrap();
+    r.assert_code(1)
+        .assert_contains("not registered: `phx-hook register 301`");
+    let v: serde_json::Value =
+        serde_json::from_str(&sim.phx(&["status", "--json"]).stdout).unwrap();
     assert_eq!(v[0]["vmid"], 201);
     assert_eq!(v[0]["registered"], true);
     assert_eq!(v[0]["problems"].as_array().unwrap().len(), 0);
@@ -481,7 +486,8 @@ fn status_and_doctor() {
     let g = FakeGuest::start(&agent_root, "");
     std::os::unix::fs::symlink(g.socket(), sim.path("qga/201.qga")).unwrap();
     sim.phx(&["inject", "201"]).assert_code(0);
-    let v: serde_json::Value = serde_json::from_str(&sim.phx(&["status", "--json"]).stdout).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&sim.phx(&["status", "--json"]).stdout).unwrap();
     assert_eq!(v[0]["last_delivery"]["outcome"], "ok");
     assert_eq!(v[0]["last_delivery"]["files"], 2);
     sim.phx(&["register", "301"]).assert_code(0);
@@ -505,5 +511,7 @@ fn status_and_doctor() {
         .assert_contains("chmod 600")
         .assert_contains("FAIL  manifest 201")
         .assert_contains("FAIL  audit log hash chain intact");
-    sim.phx(&["status"]).assert_code(1).assert_contains("guest agent not enabled");
+    sim.phx(&["status"])
+        .assert_code(1)
+        .assert_contains("guest agent not enabled");
 }

@@ -1,78 +1,133 @@
 #!/usr/bin/env bash
-# make demo: phx-hook's main job end to end on this machine, with a throwaway host key
-# and vault made by the real gpg, the example manifests, and the checks a Proxmox
-# administrator runs. Nothing outside a temporary directory is touched.
+# make demo: phx-hook's main job end to end on this machine. A throwaway host key and
+# vault made by the real gpg; a simulated Proxmox node in a temporary directory (guest
+# configs, storage.cfg, snippets, and qm/pct stand-ins that run hookscripts the way
+# Proxmox does); a real LXC container (unprivileged, idmapped, as Proxmox makes them)
+# and a real QEMU guest agent confined to a directory playing a VM. phx-hook is
+# registered as their hookscript, both guests are started, and their secrets arrive
+# with no human step. Nothing outside the temporary directory is touched.
 set -euo pipefail
 BIN=$(realpath "${1:-target/release/phx-hook}")
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
+S="$REPO/tests/scripts"
 DEMO=$(mktemp -d /tmp/phx-hook-demo.XXXXXX)
-chmod 700 "$DEMO"
-trap 'gpgconf --homedir "$DEMO/gnupg" --kill gpg-agent 2>/dev/null || true; rm -rf "$DEMO"' EXIT
+chmod 755 "$DEMO"   # the unprivileged container's root must traverse it
+AGENT_PID=
+cleanup() {
+  [ -n "$AGENT_PID" ] && kill -9 "$AGENT_PID" 2>/dev/null || true
+  lxc-stop -P "$DEMO/lxc" -n 101 -k >/dev/null 2>&1 || true
+  lxc-destroy -P "$DEMO/lxc" -n 101 >/dev/null 2>&1 || true
+  gpgconf --homedir "$DEMO/gnupg" --kill gpg-agent 2>/dev/null || true
+  rm -rf "$DEMO"
+}
+trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-step "1. A host key for the hypervisor (ed25519/cv25519, made by gpg, exported root-only)"
+step "1. A host key for the hypervisor and a vault encrypted to it (real gpg)"
 export GNUPGHOME="$DEMO/gnupg"
 mkdir -m 700 "$GNUPGHOME"
 gpg --batch --quiet --pinentry-mode loopback --passphrase '' \
     --quick-gen-key 'phoenix host <root@phoenix.lan>' future-default default never
 FPR=$(gpg --batch --with-colons --list-keys root@phoenix.lan | awk -F: '/^fpr/{print $10; exit}')
-gpg --batch --pinentry-mode loopback --passphrase '' --export-secret-keys "$FPR" > "$DEMO/host.key"
-chmod 600 "$DEMO/host.key"
-echo "host key $FPR -> $DEMO/host.key (mode $(stat -c %a "$DEMO/host.key"))"
+mkdir -m 700 "$DEMO/etc"
+gpg --batch --pinentry-mode loopback --passphrase '' --export-secret-keys "$FPR" > "$DEMO/etc/host.key"
+chmod 600 "$DEMO/etc/host.key"
+sed -e 's/change-me-samba/demo-samba-pw/' "$REPO/manifests/example-vault.json" |
+  gpg --batch --quiet --trust-model always --recipient "$FPR" --armor --output "$DEMO/etc/secrets.json.gpg" --encrypt
+echo "host key $FPR (mode $(stat -c %a "$DEMO/etc/host.key")); vault $DEMO/etc/secrets.json.gpg:"
+head -n 2 "$DEMO/etc/secrets.json.gpg"; echo "..."
 
-step "2. A vault encrypted to it (the demo's values stand in for real secrets)"
-sed -e 's/change-me-samba/demo-samba-pw/' "$REPO/manifests/example-vault.json" > "$DEMO/plain.json"
-gpg --batch --quiet --trust-model always --recipient "$FPR" --armor \
-    --output "$DEMO/secrets.json.gpg" --encrypt "$DEMO/plain.json"
-shred -u "$DEMO/plain.json" 2>/dev/null || rm -f "$DEMO/plain.json"
-head -n 3 "$DEMO/secrets.json.gpg"; echo "..."
+step "2. A simulated Proxmox node: /etc/pve tree, storage.cfg, a container and a VM"
+P="$DEMO/pve"
+mkdir -p "$P/lxc" "$P/qemu-server" "$DEMO/storage/snippets" "$DEMO/qga" "$DEMO/lxc" "$DEMO/lock/lxc" "$DEMO/lock/qemu-server"
+printf 'dir: local\n\tpath %s/storage\n\tcontent iso,vztmpl,backup,snippets\n' "$DEMO" > "$P/storage.cfg"
+printf 'arch: amd64\nhostname: files\nunprivileged: 1\n' > "$P/lxc/101.conf"
+printf 'agent: 1\nmemory: 2048\nname: monitor\n' > "$P/qemu-server/201.conf"
+cat > "$DEMO/lxc/ct.conf" <<CONF
+lxc.net.0.type = empty
+lxc.apparmor.profile = unconfined
+lxc.idmap = u 0 100000 65536
+lxc.idmap = g 0 100000 65536
+CONF
+lxc-create -P "$DEMO/lxc" -n 101 -f "$DEMO/lxc/ct.conf" -t busybox >/dev/null 2>&1
+echo 'app:x:1000:1000::/:/bin/sh' >> "$DEMO/lxc/101/rootfs/etc/passwd"
+echo 'app:x:1000:' >> "$DEMO/lxc/101/rootfs/etc/group"
+# "Launching QEMU" brings up the real guest agent, confined to $DEMO/vm201, a second later.
+mkdir -p "$DEMO/vm201"
+ln -s "$DEMO/vm201/run/qga.sock" "$DEMO/qga/201.qga"
+cat > "$P/qemu-server/201.start" <<START
+#!/bin/sh
+( sleep 1; exec "$S/fake-guest.sh" "$DEMO/vm201" ) </dev/null >/dev/null 2>&1 &
+echo \$! > "$DEMO/vm201.pid"
+START
+chmod +x "$P/qemu-server/201.start"
+echo "CT 101: LXC container (idmapped), VM 201: QEMU guest agent on $DEMO/qga/201.qga"
 
-step "3. Config and the example manifests (manifests/*.yaml in this repository)"
-mkdir -p "$DEMO/manifests/templates" "$DEMO/pve/lxc" "$DEMO/pve/qemu-server"
-cp "$REPO"/manifests/*.yaml "$DEMO/manifests/"
-cp "$REPO"/manifests/templates/* "$DEMO/manifests/templates/"
-cat > "$DEMO/phx-hook.yaml" <<YAML
-vault: $DEMO/secrets.json.gpg
-key: $DEMO/host.key
-manifests: $DEMO/manifests
-audit_log: $DEMO/audit.jsonl
+step "3. phx-hook's config and the example manifests (101: Samba file server, 201: a VM with a template)"
+mkdir -p "$DEMO/etc/manifests/templates"
+cp "$REPO"/manifests/101.yaml "$REPO"/manifests/201.yaml "$DEMO/etc/manifests/"
+cp "$REPO"/manifests/templates/* "$DEMO/etc/manifests/templates/"
+# The stand-in guests run no systemd: their after-commands touch a marker instead.
+sed -i 's#\[systemctl, .*\]#[touch, /tmp/reloaded-by-phx-hook]#' "$DEMO"/etc/manifests/*.yaml
+cat > "$DEMO/etc/phx-hook.yaml" <<YAML
+vault: $DEMO/etc/secrets.json.gpg
+key: $DEMO/etc/host.key
+manifests: $DEMO/etc/manifests
+audit_log: $DEMO/log/audit.jsonl
+state_dir: $DEMO/run
 pve:
-  config_dir: $DEMO/pve
+  config_dir: $P
+  qga_socket_dir: $DEMO/qga
+  lock_dir_lxc: $DEMO/lock/lxc
+  qm: $S/qm
+  pct: $S/pct
+  lxc_info: $S/lxc-info
+  lxc_attach: $S/lxc-attach
+agent:
+  wait: 60s
 YAML
-cat "$DEMO/phx-hook.yaml"
-export PHX_HOOK_CONFIG="$DEMO/phx-hook.yaml"
-
-step "4. phx-hook check: config, vault and every manifest, every key resolved"
+export PHX_HOOK_CONFIG="$DEMO/etc/phx-hook.yaml" PHX_TEST_PVE="$P" PHX_TEST_LXCPATH="$DEMO/lxc" \
+       PHX_TEST_LOCKDIR="$DEMO/lock/lxc" PHX_TEST_QMLOCKDIR="$DEMO/lock/qemu-server"
+cat "$DEMO/etc/manifests/101.yaml"
 run "$BIN" check
 
-step "5. phx-hook inject --dry-run: what each guest would receive (never a value)"
-run "$BIN" inject 101 --dry-run
-run "$BIN" inject 102 --dry-run
-run "$BIN" inject 201 --dry-run
+step "4. Register phx-hook as both guests' hookscript"
+run "$BIN" register 101 201
+grep hookscript "$P/lxc/101.conf" "$P/qemu-server/201.conf"
 
-step "6. Deliver to VM 201 through the real qemu-ga (confined to $DEMO/vm201, playing the VM)"
-mkdir -p "$DEMO/qga"
-"$REPO/tests/scripts/fake-guest.sh" "$DEMO/vm201" >/dev/null 2>&1 &
-AGENT=$!
-trap 'kill -9 $AGENT 2>/dev/null || true; gpgconf --homedir "$DEMO/gnupg" --kill gpg-agent 2>/dev/null || true; rm -rf "$DEMO"' EXIT
-ln -s "$DEMO/vm201/run/qga.sock" "$DEMO/qga/201.qga"
-printf '  qga_socket_dir: %s\n' "$DEMO/qga" >> "$DEMO/phx-hook.yaml"
-# The stand-in guest runs no systemd: its after-command is a plain marker file instead.
-sed -i 's#\[systemctl, try-restart, monitoring-agent.service\]#[touch, /run/monitoring-agent.reloaded]#' "$DEMO/manifests/201.yaml"
-run "$BIN" inject 201 --wait 10
-echo "what the VM now holds:"
-(cd "$DEMO/vm201" && stat -c '  %A %U:%G %s bytes  /%n' etc/monitoring/agent.conf etc/krb5.keytab run/monitoring-agent.reloaded)
-echo "audit log ($DEMO/audit.jsonl), one JSON line per event, chained by hash:"
-cut -c1-160 "$DEMO/audit.jsonl" | sed 's/^/  /'
+step "5. Start both guests as Proxmox would (the hook's output is what the task log shows)"
+run "$S/pct" start 101
+run "$S/qm" start 201
+AGENT_PID=$(cat "$DEMO/vm201.pid" 2>/dev/null || true)
+printf 'waiting for the background workers'
+for _ in $(seq 1 120); do
+  if [ -e "$DEMO/lxc/101/rootfs/tmp/reloaded-by-phx-hook" ] && [ -e "$DEMO/vm201/tmp/reloaded-by-phx-hook" ]; then break; fi
+  printf '.'; sleep 0.25
+done
+echo
+AGENT_PID=$(cat "$DEMO/vm201.pid" 2>/dev/null || true)
 
-step "7. A mistake is caught before any guest starts: a manifest naming a missing key"
-sed -i 's#samba/password#samba/passwrod#' "$DEMO/manifests/101.yaml"
-run "$BIN" check 101 || echo "(exit $?: the start of guest 101 would be refused)"
+step "6. What the guests now hold (as the host sees their files)"
+echo "CT 101 (idmapped: container root is host uid 100000):"
+stat -c '  %A %u:%g %s bytes  /%n' "$DEMO/lxc/101/rootfs/etc/samba/phoenix.secret" | sed "s#$DEMO/lxc/101/rootfs/##"
+echo "VM 201:"
+(cd "$DEMO/vm201" && stat -c '  %A %U:%G %s bytes  /%n' etc/monitoring/agent.conf etc/krb5.keytab)
 
-step "8. A tampered vault is refused (integrity check), no plaintext used"
-python3 - "$DEMO/secrets.json.gpg" <<'PY'
+step "7. status, the audit trail, and its hash chain"
+run "$BIN" status
+run "$BIN" audit
+run "$BIN" audit --verify
+
+step "8. A mistake stops the start with one clear line: a manifest naming a missing key"
+sed -i 's#samba/password#samba/passwrod#' "$DEMO/etc/manifests/101.yaml"
+lxc-stop -P "$DEMO/lxc" -n 101 -k
+run "$S/pct" start 101 || echo "(exit $?: Proxmox aborts the start; the container stays stopped)"
+sed -i 's#samba/passwrod#samba/password#' "$DEMO/etc/manifests/101.yaml"
+
+step "9. A tampered vault is refused (integrity check), no plaintext used"
+python3 - "$DEMO/etc/secrets.json.gpg" <<'PY'
 import sys
 p = sys.argv[1]
 lines = open(p).read().split("\n")
@@ -80,9 +135,9 @@ i = len(lines) // 2
 lines[i] = ("B" if lines[i][0] != "B" else "C") + lines[i][1:]
 open(p, "w").write("\n".join(lines))
 PY
-run "$BIN" check 102 || echo "(exit $?)"
+run "$S/qm" start 201 || echo "(exit $?: the VM is not started)"
 
-if grep -rq "demo-samba-pw" "$DEMO" --exclude-dir=gnupg --exclude-dir=vm201 2>/dev/null; then
-  echo "LEAK: a secret value reached a host file outside the guest" >&2; exit 1
+if grep -rq "demo-samba-pw" "$DEMO" --exclude-dir=gnupg --exclude-dir=vm201 --exclude-dir=lxc 2>/dev/null; then
+  echo "LEAK: a secret value reached a host file outside the guests" >&2; exit 1
 fi
-step "Done: no secret value was printed or written in plaintext."
+step "Done: secrets delivered with no human step; no value was printed, logged or written to the host."

@@ -7,8 +7,8 @@ set -euo pipefail
 # qemu-guest-agent: the real agent, confined to a directory, plays a VM.
 # qemu-system-x86, busybox-static: a real VM (TCG) with a busybox + qemu-ga initramfs.
 # lxc: real containers, privileged and idmapped.
-# util-linux (unshare), python3 (the demo's tamper step) are on every Debian machine.
-pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc)
+# python3: the qm/pct stand-ins of the simulated Proxmox node. util-linux (unshare) is always there.
+pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc python3)
 
 missing=()
 for p in "${pkgs[@]}"; do
