@@ -125,7 +125,7 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
     let (manifests, _) = manifest::list(&cfg.manifests)?;
     let last = last_deliveries(&fs::read_to_string(&cfg.audit_log).unwrap_or_default());
     let mut ids: Vec<Vmid> = manifests.clone();
-    for (id, _) in &all {
+    for id in all.keys() {
         if let Ok(g) = pve::find_guest(&cfg.pve.config_dir, *id)
             && g.get("hookscript")
                 .is_some_and(|h| h.ends_with(&format!(":snippets/{}", register::SNIPPET)))
