@@ -169,3 +169,30 @@ fn example_manifests_check_against_a_gpg_vault() {
         .assert_contains("template")
         .assert_lacks("change-me");
 }
+
+/// `make demo` is the README's first command: it must keep working. It runs here with the
+/// test build of the binary.
+#[test]
+fn the_demo_runs_end_to_end() {
+    let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/demo.sh"))
+        .arg(BIN)
+        .env_remove("PHX_HOOK_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    for want in [
+        "checked 2 guests: 2 ok",
+        "101: registered",
+        "delivery handed to a background worker",
+        "-rw------- 100000:100000 13 bytes  /etc/samba/phoenix.secret",
+        "-rw-r----- root:root 201 bytes  /etc/monitoring/agent.conf",
+        "hash chain intact",
+        "vault key `samba/passwrod` does not exist",
+        "failed its integrity check",
+    ] {
+        assert!(text.contains(want), "the demo's output lacks {want:?}:\n{text}");
+    }
+    assert!(!text.contains("demo-samba-pw"));
+}
