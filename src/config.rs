@@ -43,6 +43,9 @@ pub struct Config {
     pub recipients: Utf8PathBuf,
     /// Runtime state: per-guest worker locks.
     pub state_dir: Utf8PathBuf,
+    /// Where the host remembers the highest vault version it accepted (rollback
+    /// protection); root-only.
+    pub rollback_state: Utf8PathBuf,
     /// The syslog socket the detached delivery worker logs to.
     pub syslog: Utf8PathBuf,
     /// Accept GnuPG 2.4's OCB-encrypted packets (what gpg 2.4 writes for keys that
@@ -108,6 +111,7 @@ impl Default for Config {
             signers: Vec::new(),
             recipients: "/etc/phx-hook/recipients.asc".into(),
             state_dir: "/run/phx-hook".into(),
+            rollback_state: "/var/lib/phx-hook/vault-version".into(),
             syslog: "/dev/log".into(),
             gnupg_aead: true,
             pve: Pve {
@@ -140,6 +144,7 @@ struct RawConfig {
     signers: Option<Vec<Spanned<String>>>,
     recipients: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
+    rollback_state: Option<Spanned<String>>,
     syslog: Option<Spanned<String>>,
     gnupg_aead: Option<bool>,
     pve: Option<RawPve>,
@@ -248,6 +253,9 @@ impl Config {
         }
         if let Some(v) = raw.state_dir {
             cfg.state_dir = p(v)?;
+        }
+        if let Some(v) = raw.rollback_state {
+            cfg.rollback_state = p(v)?;
         }
         if let Some(v) = raw.syslog {
             cfg.syslog = p(v)?;

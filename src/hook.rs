@@ -291,13 +291,20 @@ pub fn deliver(
     (report, events)
 }
 
-/// The audit event for a successful decrypt.
-pub fn decrypt_event(vmid: Vmid, phase: &str, vault: &VaultInfo) -> Event {
-    Event::new(Some(vmid), phase, "decrypt", "ok")
+/// The audit event for a decrypt not tied to a guest (`run`).
+pub fn decrypt_event_nohost(phase: &str, vault: &VaultInfo) -> Event {
+    Event::new(None, phase, "decrypt", "ok")
         .with("vault", vault.path.as_str())
         .with("vault_digest", vault.digest.as_str())
         .with("vault_version", vault.version)
         .with("signer", vault.signer.clone())
+}
+
+/// The audit event for a successful decrypt for a guest.
+pub fn decrypt_event(vmid: Vmid, phase: &str, vault: &VaultInfo) -> Event {
+    let mut e = decrypt_event_nohost(phase, vault);
+    e.vmid = Some(vmid);
+    e
 }
 
 /// One audit event per file and per `after` command.

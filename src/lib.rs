@@ -24,7 +24,7 @@ pub mod plan;
 pub mod pve;
 pub mod register;
 #[allow(unsafe_code)]
-mod sys;
+pub(crate) mod sys;
 pub mod syslog;
 pub mod types;
 pub mod vault;

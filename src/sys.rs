@@ -61,3 +61,34 @@ pub(crate) fn close_inherited_fds() {
         }
     }
 }
+
+/// Interrupt signals ignored while a guard lives (restored on drop), so that a Ctrl-C
+/// meant for the editor `vault edit` runs cannot kill phx-hook before it wipes the
+/// plaintext file.
+pub(crate) struct IgnoreInterrupts {
+    prev: Vec<(nix::sys::signal::Signal, nix::sys::signal::SigHandler)>,
+}
+
+/// Ignore SIGINT, SIGQUIT, SIGHUP and SIGTERM until the guard is dropped.
+pub(crate) fn ignore_interrupts() -> IgnoreInterrupts {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    let mut prev = Vec::new();
+    for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP, Signal::SIGTERM] {
+        // SAFETY: SIG_IGN installs no handler code, so nothing runs in signal context;
+        // phx-hook is single-threaded, so no other thread races on the disposition.
+        if let Ok(old) = unsafe { signal(sig, SigHandler::SigIgn) } {
+            prev.push((sig, old));
+        }
+    }
+    IgnoreInterrupts { prev }
+}
+
+impl Drop for IgnoreInterrupts {
+    fn drop(&mut self) {
+        for (sig, old) in self.prev.drain(..) {
+            // SAFETY: puts back the disposition that was installed before (the default,
+            // or whatever the process inherited); no handler code is introduced here.
+            let _ = unsafe { nix::sys::signal::signal(sig, old) };
+        }
+    }
+}

@@ -7,7 +7,9 @@ mod check;
 mod hook;
 mod inject;
 mod register;
+mod run;
 mod status;
+mod vault;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -106,6 +108,10 @@ enum Command {
     Status(status::StatusArgs),
     /// Check this node's install (binary, snippet, storage, key, vault, manifests, audit log).
     Doctor(status::DoctorArgs),
+    /// Create, edit and inspect the vault (with your gpg, or a key file).
+    Vault(vault::VaultArgs),
+    /// Run a host command with secrets from the vault in its environment (never argv).
+    Run(run::RunArgs),
     /// The detached delivery worker (started by the post-start hook).
     #[command(name = "__worker", hide = true)]
     Worker {
@@ -193,6 +199,8 @@ fn dispatch(global: &Global, mode: Mode) -> Result<Exit, Error> {
                 Command::Audit(args) => audit::run(args, &ctx),
                 Command::Status(args) => status::status(args, &ctx),
                 Command::Doctor(args) => status::doctor(args, &ctx),
+                Command::Vault(args) => vault::run(args, &ctx),
+                Command::Run(args) => run::run(args, &ctx),
                 Command::Worker { .. } => Ok(Exit::Usage),
             }
         }
@@ -234,5 +242,16 @@ pub(crate) fn print_error(e: &Error) {
     }
     if let Some(h) = e.hint() {
         let _ = writeln!(err, "hint: {h}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_lines_are_consistent() {
+        super::Cli::command().debug_assert();
+        super::HookCli::command().debug_assert();
     }
 }

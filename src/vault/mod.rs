@@ -6,6 +6,8 @@
 //!
 //! It never prints. Its errors name files, key ids and fingerprints, never a value.
 
+pub mod author;
+pub mod doc;
 mod pgp;
 mod secret;
 
@@ -34,6 +36,17 @@ pub struct Vault {
     entries: BTreeMap<String, Entry>,
     /// Facts about the vault that are safe to show and audit.
     pub info: VaultInfo,
+}
+
+/// What [`Vault::open_with`] does about rollback protection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rollback {
+    /// Refuse an older vault; remember a newer one.
+    Enforce,
+    /// Accept this vault's version as the new reference (`vault accept-rollback`).
+    Accept,
+    /// Neither check nor record (inspection: `vault verify` reports it separately).
+    Ignore,
 }
 
 /// What may be said about a vault: never a value.
@@ -175,6 +188,26 @@ pub enum VaultError {
         /// The accepted signers.
         signers: Vec<String>,
     },
+    /// The vault is older than one this host already accepted.
+    #[error(
+        "`{path}` is version {found}, older than version {accepted} which this host already accepted: refusing a rolled-back vault"
+    )]
+    RolledBack {
+        /// The vault.
+        path: Utf8PathBuf,
+        /// Its version.
+        found: u64,
+        /// The highest version accepted before.
+        accepted: u64,
+    },
+    /// The rollback state could not be read or written.
+    #[error("failed to use the rollback state `{path}`: {detail}")]
+    RollbackState {
+        /// The state file.
+        path: Utf8PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
     /// `signers` is set and the vault is signed by someone else (or the signature is bad).
     #[error(
         "`{path}` is signed by {}, which is not one of the accepted signers ({})",
@@ -224,6 +257,9 @@ impl VaultError {
                 "restore the vault from git or a backup, or re-encrypt it".into()
             }
             VaultError::GnupgAead { .. } => "set `gnupg_aead: true` in the config".into(),
+            VaultError::RolledBack { .. } => {
+                "restore the newest vault; if going back is intended, run `phx-hook vault accept-rollback`".into()
+            }
             VaultError::Unsigned { .. } => "sign the vault: `gpg --sign --encrypt --local-user <signer> ...`".into(),
             VaultError::UnlistedSigner { .. } => "sign with an accepted key, or add the signer's fingerprint to \
                 `signers` (and its public key to the recipients file)"
@@ -254,6 +290,11 @@ impl Vault {
     /// Read the host key, the passphrase and the vault named by `cfg`, decrypt, check the
     /// signature policy, and index the plaintext.
     pub fn open(cfg: &Config) -> Result<Vault, VaultError> {
+        Vault::open_with(cfg, Rollback::Enforce)
+    }
+
+    /// [`Vault::open`] with a choice of what rollback protection does.
+    pub fn open_with(cfg: &Config, rollback: Rollback) -> Result<Vault, VaultError> {
         let key_bytes = read_secret_file(&cfg.key, MAX_VAULT_BYTES)?;
         let keys = pgp::HostKeys::parse(&key_bytes).map_err(|e| VaultError::BadKey {
             path: cfg.key.clone(),
@@ -343,7 +384,13 @@ impl Vault {
             recipients: d.recipients,
             secrets: 0,
         };
-        Vault::from_plaintext(&d.plaintext, info)
+        let v = Vault::from_plaintext(&d.plaintext, info)?;
+        match rollback {
+            Rollback::Enforce => check_rollback(&cfg.rollback_state, &v.info, false)?,
+            Rollback::Accept => check_rollback(&cfg.rollback_state, &v.info, true)?,
+            Rollback::Ignore => {}
+        }
+        Ok(v)
     }
 
     /// Index a plaintext JSON object.
@@ -391,6 +438,49 @@ impl fmt::Debug for Vault {
         f.debug_struct("Vault")
             .field("info", &self.info)
             .finish_non_exhaustive()
+    }
+}
+
+/// Rollback protection: refuse a vault older than the highest version this host
+/// accepted; remember a newer one. `accept` sets the state to this vault's version
+/// whatever it is (`vault accept-rollback`).
+pub fn check_rollback(state: &Utf8Path, info: &VaultInfo, accept: bool) -> Result<(), VaultError> {
+    let accepted = accepted_version(state)?;
+    let found = info.version.unwrap_or(0);
+    let err = |detail: String| VaultError::RollbackState { path: state.to_owned(), detail };
+    if found < accepted && !accept {
+        return Err(VaultError::RolledBack { path: info.path.clone(), found, accepted });
+    }
+    if found != accepted || accept {
+        if let Some(dir) = state.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
+        let tmp = state.with_extension("tmp");
+        use std::os::unix::fs::OpenOptionsExt;
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            std::io::Write::write_all(&mut f, format!("{found}\n").as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, state)
+        };
+        // A reader that cannot record a newer version (not root) still accepts it.
+        if let Err(e) = write() {
+            if accept {
+                return Err(err(e.to_string()));
+            }
+            log::warn!("cannot record vault version {found} in `{state}`: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// The highest vault version this host accepted (0 if none yet).
+pub fn accepted_version(state: &Utf8Path) -> Result<u64, VaultError> {
+    let err = |detail: String| VaultError::RollbackState { path: state.to_owned(), detail };
+    match fs::read_to_string(state) {
+        Ok(t) => t.trim().parse::<u64>().map_err(|_| err("it does not hold a version number".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(err(e.to_string())),
     }
 }
 

@@ -319,3 +319,137 @@ fn io_kind(e: &pgp::errors::Error) -> Option<DecryptError> {
     }
     None
 }
+
+// ---- Writing: key generation, encryption, signing (vault authoring) ----
+
+use pgp::composed::{ArmorOptions, EncryptionCaps, KeyType, MessageBuilder, SecretKeyParamsBuilder, SubkeyParamsBuilder};
+use pgp::crypto::{ecc_curve::ECCCurve, hash::HashAlgorithm, sym::SymmetricKeyAlgorithm};
+use pgp::types::CompressionAlgorithm;
+
+/// A freshly generated host key.
+pub(crate) struct NewKey {
+    pub(crate) secret_armored: Zeroizing<String>,
+    pub(crate) public_armored: String,
+    pub(crate) fingerprint: String,
+}
+
+/// Generate a v4 host key that gpg 2.2 reads: Ed25519 (legacy) primary for certifying and
+/// signing, a Curve25519 (legacy ECDH) encryption subkey, and preferences AES-256,
+/// SHA-512, ZLIB, without which gpg 2.2 falls back to 3DES (OPENPGP.md §9.5).
+pub(crate) fn generate_key(uid: &str) -> Result<NewKey, String> {
+    let mut rng = rand::thread_rng();
+    let mut enc = SubkeyParamsBuilder::default();
+    enc.key_type(KeyType::ECDH(ECCCurve::Curve25519Legacy)).can_encrypt(EncryptionCaps::All);
+    let mut p = SecretKeyParamsBuilder::default();
+    p.key_type(KeyType::Ed25519Legacy)
+        .can_certify(true)
+        .can_sign(true)
+        .primary_user_id(uid.into())
+        .preferred_symmetric_algorithms(vec![SymmetricKeyAlgorithm::AES256, SymmetricKeyAlgorithm::AES128].into())
+        .preferred_hash_algorithms(vec![HashAlgorithm::Sha512, HashAlgorithm::Sha256].into())
+        .preferred_compression_algorithms(vec![CompressionAlgorithm::ZLIB, CompressionAlgorithm::ZIP].into())
+        .subkeys(vec![enc.build().map_err(|e| e.to_string())?]);
+    let key = p.build().map_err(|e| e.to_string())?.generate(&mut rng).map_err(|e| e.to_string())?;
+    let secret_armored = Zeroizing::new(key.to_armored_string(ArmorOptions::default()).map_err(|e| e.to_string())?);
+    let public_armored = key.to_public_key().to_armored_string(ArmorOptions::default()).map_err(|e| e.to_string())?;
+    Ok(NewKey { secret_armored, public_armored, fingerprint: fpr(&key.primary_key) })
+}
+
+impl HostKeys {
+    /// The public certificates of these keys, armored.
+    pub(crate) fn public_armored(&self) -> Result<Vec<String>, String> {
+        self.keys
+            .iter()
+            .map(|k| k.to_public_key().to_armored_string(ArmorOptions::default()).map_err(|e| e.to_string()))
+            .collect()
+    }
+}
+
+/// One certificate's facts, for listing recipients.
+pub(crate) struct CertInfo {
+    pub(crate) fingerprint: String,
+    pub(crate) user_id: String,
+    /// Key ids of the primary and every subkey (to match PKESK recipients).
+    pub(crate) key_ids: Vec<String>,
+    pub(crate) armored: String,
+}
+
+impl Certs {
+    /// Facts about every certificate.
+    pub(crate) fn infos(&self) -> Vec<CertInfo> {
+        self.certs
+            .iter()
+            .map(|c| CertInfo {
+                fingerprint: fpr(&c.primary_key),
+                user_id: c.details.users.first().map(|u| String::from_utf8_lossy(u.id.id()).into_owned()).unwrap_or_default(),
+                key_ids: std::iter::once(hex_upper(c.primary_key.legacy_key_id().as_ref()))
+                    .chain(c.public_subkeys.iter().map(|s| hex_upper(s.key.legacy_key_id().as_ref())))
+                    .collect(),
+                armored: c.to_armored_string(ArmorOptions::default()).unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
+/// Key ids a message is encrypted to, without decrypting it.
+pub(crate) fn recipients_of(ct: &[u8]) -> Result<Vec<String>, String> {
+    let (msg, _) = Message::from_reader(ct).map_err(|e| e.to_string())?;
+    match &msg {
+        Message::Encrypted { esk, .. } => Ok(esk
+            .iter()
+            .filter_map(|e| match e {
+                Esk::PublicKeyEncryptedSessionKey(p) => p.id().ok().map(|id| hex_upper(id.as_ref())),
+                Esk::SymKeyEncryptedSessionKey(_) => None,
+            })
+            .collect()),
+        _ => Err("not an encrypted OpenPGP message".into()),
+    }
+}
+
+/// Encrypt `plaintext` with a fresh session key (SEIPDv1 + MDC, AES-256, ZLIB: what gpg
+/// 2.2 and 2.4 read) to the encryption subkeys of every certificate (never the primary:
+/// OPENPGP.md §9.1), signed by `signer` when given.
+pub(crate) fn encrypt(
+    plaintext: &[u8],
+    to: &Certs,
+    signer: Option<(&HostKeys, Option<&Zeroizing<Vec<u8>>>)>,
+    armor: bool,
+) -> Result<Vec<u8>, String> {
+    let mut rng = rand::thread_rng();
+    let mut b = MessageBuilder::from_bytes("", plaintext.to_vec()).seipd_v1(&mut rng, SymmetricKeyAlgorithm::AES256);
+    b.compression(CompressionAlgorithm::ZLIB);
+    for cert in &to.certs {
+        let subs: Vec<_> = cert
+            .public_subkeys
+            .iter()
+            .filter(|sk| {
+                sk.signatures.iter().any(|s| {
+                    let f = s.key_flags();
+                    f.encrypt_comms() || f.encrypt_storage()
+                })
+            })
+            .collect();
+        if subs.is_empty() {
+            return Err(format!("{} has no encryption subkey", fpr(&cert.primary_key)));
+        }
+        for sub in subs {
+            b.encrypt_to_key(&mut rng, sub).map_err(|e| e.to_string())?;
+        }
+    }
+    if let Some((keys, pw)) = signer {
+        let key = keys.keys.first().ok_or("no signing key")?;
+        let pw = pw.map_or_else(Password::empty, |p| Password::from(p.as_slice()));
+        // A signing subkey if there is one, else the primary (which gpg and rPGP keys
+        // made with [SC] have).
+        let sub = key.secret_subkeys.iter().find(|s| s.signatures.iter().any(|sig| sig.key_flags().sign()));
+        match sub {
+            Some(s) => b.sign(&s.key, pw, HashAlgorithm::Sha256),
+            None => b.sign(&key.primary_key, pw, HashAlgorithm::Sha256),
+        };
+    }
+    if armor {
+        b.to_armored_string(&mut rng, ArmorOptions::default()).map(String::into_bytes).map_err(|e| e.to_string())
+    } else {
+        b.to_vec(&mut rng).map_err(|e| e.to_string())
+    }
+}

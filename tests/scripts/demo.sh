@@ -77,6 +77,7 @@ key: $DEMO/etc/host.key
 manifests: $DEMO/etc/manifests
 audit_log: $DEMO/log/audit.jsonl
 state_dir: $DEMO/run
+rollback_state: $DEMO/lib/vault-version
 pve:
   config_dir: $P
   qga_socket_dir: $DEMO/qga

@@ -1,0 +1,374 @@
+//! Vault authoring: reading and writing the vault the way people edit it. Decryption
+//! and signing go through the user's own `gpg` (their keyring, agent, smartcard) by
+//! default, or through rPGP with a key file (`--key`, e.g. the host key on the hypervisor
+//! itself). Every write encrypts to every key in the recipients file with a fresh session
+//! key, signs, increments `_phx.version`, and replaces the vault atomically. Plaintext
+//! only ever travels through pipes and wiped buffers, never a file on disk.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use zeroize::Zeroizing;
+
+use super::doc::{Doc, DocError};
+use super::pgp;
+use crate::input::{InputError, Trust};
+
+/// How the vault is decrypted and signed.
+enum Backend {
+    /// The user's `gpg`; `signer` picks the signing key (`--local-user`), else gpg's default.
+    Gpg {
+        /// The signing key.
+        signer: Option<String>,
+    },
+    /// rPGP with a secret key file (decrypts and signs).
+    Key {
+        /// The key.
+        keys: Box<pgp::HostKeys>,
+        /// Its passphrase.
+        passphrase: Option<Zeroizing<Vec<u8>>>,
+    },
+}
+
+/// An authoring failure, phrased for the user (never a value).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorError {
+    /// Something phrased already.
+    #[error("{0}")]
+    Msg(String),
+    /// The plaintext is not a vault document.
+    #[error("the vault's plaintext is not valid: {0}")]
+    Doc(#[from] DocError),
+    /// An input file failed its checks.
+    #[error(transparent)]
+    Input(#[from] InputError),
+}
+
+fn msg(s: impl Into<String>) -> AuthorError {
+    AuthorError::Msg(s.into())
+}
+
+/// The vault being authored, and how.
+pub struct Author {
+    /// The vault file.
+    pub vault: Utf8PathBuf,
+    /// The recipients file (public keys every write encrypts to).
+    pub recipients: Utf8PathBuf,
+    backend: Backend,
+}
+
+/// One recipient, for listing.
+pub struct Recipient {
+    /// Primary fingerprint.
+    pub fingerprint: String,
+    /// First user id.
+    pub user_id: String,
+    /// Key ids of all its keys.
+    pub key_ids: Vec<String>,
+    armored: String,
+}
+
+impl Author {
+    /// Author with the user's gpg.
+    pub fn gpg(vault: &Utf8Path, recipients: &Utf8Path, signer: Option<String>) -> Author {
+        Author { vault: vault.to_owned(), recipients: recipients.to_owned(), backend: Backend::Gpg { signer } }
+    }
+
+    /// Author with a key file (armored or binary; the first key signs).
+    pub fn with_key(vault: &Utf8Path, recipients: &Utf8Path, key: &Utf8Path, passphrase: Option<&Utf8Path>) -> Result<Author, AuthorError> {
+        let bytes = read_private(key)?;
+        let keys = pgp::HostKeys::parse(&bytes).map_err(|e| match e {
+            pgp::KeyFileError::NoKeys(m) | pgp::KeyFileError::Invalid(m) => msg(format!("failed to load `{key}`: {m}")),
+        })?;
+        let passphrase = match passphrase {
+            Some(p) => {
+                let mut b = read_private(p)?;
+                while matches!(b.last(), Some(b'\n' | b'\r')) {
+                    b.pop();
+                }
+                Some(b)
+            }
+            None => None,
+        };
+        Ok(Author { vault: vault.to_owned(), recipients: recipients.to_owned(), backend: Backend::Key { keys: Box::new(keys), passphrase } })
+    }
+
+    /// Decrypt any vault-format file with this author's keys.
+    pub fn decrypt_file(&self, path: &Utf8Path) -> Result<Zeroizing<Vec<u8>>, AuthorError> {
+        let ct = fs::read(path).map_err(|e| msg(format!("failed to read `{path}`: {e}")))?;
+        self.decrypt(&ct, path)
+    }
+
+    fn decrypt(&self, ct: &[u8], path: &Utf8Path) -> Result<Zeroizing<Vec<u8>>, AuthorError> {
+        match &self.backend {
+            Backend::Gpg { .. } => {
+                let mut child = Command::new("gpg")
+                    .args(["--batch", "--quiet", "--decrypt"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| msg(format!("failed to run gpg: {e}")))?;
+                let mut stdin = child.stdin.take().ok_or_else(|| msg("gpg: no stdin"))?;
+                let ct = ct.to_vec();
+                let feeder = std::thread::spawn(move || {
+                    let _ = stdin.write_all(&ct);
+                });
+                let mut out = Zeroizing::new(Vec::new());
+                if let Some(mut o) = child.stdout.take() {
+                    o.read_to_end(&mut out).map_err(|e| msg(format!("gpg: {e}")))?;
+                }
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                let _ = feeder.join();
+                let status = child.wait().map_err(|e| msg(format!("gpg: {e}")))?;
+                if !status.success() {
+                    return Err(msg(format!("gpg could not decrypt `{path}`: {}", first_lines(&err))));
+                }
+                Ok(out)
+            }
+            Backend::Key { keys, passphrase } => {
+                let d = pgp::decrypt(keys, passphrase.as_ref(), ct, true, &[], &pgp::Certs::none()).map_err(|e| {
+                    msg(match e {
+                        pgp::DecryptError::NotForThisKey { recipients } => format!(
+                            "`{path}` is not encrypted to this key (it is for {})",
+                            recipients.join(", ")
+                        ),
+                        pgp::DecryptError::Tampered => format!("`{path}` failed its integrity check"),
+                        pgp::DecryptError::WrongPassphrase { key } | pgp::DecryptError::PassphraseNeeded { key } => {
+                            format!("the passphrase does not unlock {key}")
+                        }
+                        pgp::DecryptError::NotOpenPgp(d) | pgp::DecryptError::Corrupt(d) => format!("`{path}` is damaged: {d}"),
+                        pgp::DecryptError::NotEncrypted => format!("`{path}` is not encrypted"),
+                        pgp::DecryptError::GnupgAeadDisabled => format!("`{path}` uses OCB"),
+                    })
+                })?;
+                Ok(d.plaintext)
+            }
+        }
+    }
+
+    /// Decrypt and parse the vault.
+    pub fn read(&self) -> Result<Doc, AuthorError> {
+        let pt = self.decrypt_file(&self.vault)?;
+        Ok(Doc::parse(&pt)?)
+    }
+
+    /// The recipients file's keys.
+    pub fn recipients(&self) -> Result<Vec<Recipient>, AuthorError> {
+        let bytes = fs::read(&self.recipients).map_err(|e| msg(format!("failed to read the recipients file `{}`: {e}", self.recipients)))?;
+        let (certs, bad) = pgp::Certs::parse(&bytes).map_err(|e| msg(format!("`{}`: {e}", self.recipients)))?;
+        if !bad.is_empty() {
+            return Err(msg(format!("`{}` holds keys with invalid self-signatures: {}", self.recipients, bad.join(", "))));
+        }
+        Ok(certs
+            .infos()
+            .into_iter()
+            .map(|i| Recipient { fingerprint: i.fingerprint, user_id: i.user_id, key_ids: i.key_ids, armored: i.armored })
+            .collect())
+    }
+
+    /// Replace the recipients file with `list` (atomically).
+    pub fn write_recipients(&self, list: &[Recipient]) -> Result<(), AuthorError> {
+        let text: String = list.iter().map(|r| r.armored.clone()).collect::<Vec<_>>().join("\n");
+        atomic_write(&self.recipients, text.as_bytes(), 0o644)
+    }
+
+    /// Parse public keys (armored or binary) into recipients.
+    pub fn parse_recipients(bytes: &[u8]) -> Result<Vec<Recipient>, AuthorError> {
+        let (certs, bad) = pgp::Certs::parse(bytes).map_err(|e| msg(format!("not OpenPGP public keys: {e}")))?;
+        if !bad.is_empty() {
+            return Err(msg(format!("keys with invalid self-signatures: {}", bad.join(", "))));
+        }
+        let out: Vec<Recipient> = certs
+            .infos()
+            .into_iter()
+            .map(|i| Recipient { fingerprint: i.fingerprint, user_id: i.user_id, key_ids: i.key_ids, armored: i.armored })
+            .collect();
+        if out.is_empty() {
+            return Err(msg("no public key found"));
+        }
+        Ok(out)
+    }
+
+    /// Write `doc` as the new vault: version + 1, encrypted to every recipient with a
+    /// fresh session key, signed, atomically. Returns the new version.
+    pub fn write(&self, doc: &mut Doc) -> Result<u64, AuthorError> {
+        let version = doc.version() + 1;
+        doc.set_version(version);
+        let pt = doc.to_json();
+        let armor = fs::read(&self.vault).map(|b| b.starts_with(b"-----BEGIN")).unwrap_or(true);
+        let ct = self.encrypt(&pt, armor)?;
+        let mode = fs::metadata(&self.vault).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
+        atomic_write(&self.vault, &ct, mode)?;
+        Ok(version)
+    }
+
+    /// Encrypt `pt` to the recipients and sign.
+    pub fn encrypt(&self, pt: &[u8], armor: bool) -> Result<Vec<u8>, AuthorError> {
+        let bytes = fs::read(&self.recipients).map_err(|e| msg(format!("failed to read the recipients file `{}`: {e}", self.recipients)))?;
+        let (certs, _) = pgp::Certs::parse(&bytes).map_err(|e| msg(format!("`{}`: {e}", self.recipients)))?;
+        if certs.infos().is_empty() {
+            return Err(msg(format!("the recipients file `{}` holds no key", self.recipients)));
+        }
+        match &self.backend {
+            Backend::Key { keys, passphrase } => {
+                pgp::encrypt(pt, &certs, Some((keys, passphrase.as_ref())), armor).map_err(|e| msg(format!("failed to encrypt: {e}")))
+            }
+            Backend::Gpg { signer } => gpg_encrypt(pt, &certs.infos().iter().map(|i| i.armored.clone()).collect::<Vec<_>>(), signer.as_deref(), armor),
+        }
+    }
+}
+
+/// `gpg --sign --encrypt` to each key via `--recipient-file` (no import into the user's
+/// keyring, no trust questions), plaintext on stdin.
+fn gpg_encrypt(pt: &[u8], certs: &[String], signer: Option<&str>, armor: bool) -> Result<Vec<u8>, AuthorError> {
+    let dir = private_dir(true)?;
+    let mut c = Command::new("gpg");
+    c.args(["--batch", "--yes", "--quiet", "--sign", "--encrypt"]);
+    if armor {
+        c.arg("--armor");
+    }
+    if let Some(s) = signer {
+        c.args(["--local-user", s]);
+    }
+    for (i, cert) in certs.iter().enumerate() {
+        let p = dir.path().join(format!("r{i}.asc"));
+        fs::write(&p, cert).map_err(|e| msg(format!("failed to write a recipient key: {e}")))?;
+        c.arg("--recipient-file").arg(&p);
+    }
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| msg(format!("failed to run gpg: {e}")))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| msg("gpg: no stdin"))?;
+    let input = Zeroizing::new(pt.to_vec());
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut out = Vec::new();
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_end(&mut out).map_err(|e| msg(format!("gpg: {e}")))?;
+    }
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let _ = feeder.join();
+    let status = child.wait().map_err(|e| msg(format!("gpg: {e}")))?;
+    if !status.success() || out.is_empty() {
+        return Err(msg(format!("gpg could not sign and encrypt: {}", first_lines(&err))));
+    }
+    Ok(out)
+}
+
+fn first_lines(s: &str) -> String {
+    s.lines().filter(|l| !l.trim().is_empty()).take(3).collect::<Vec<_>>().join("; ")
+}
+
+fn read_private(path: &Utf8Path) -> Result<Zeroizing<Vec<u8>>, AuthorError> {
+    let mut f = fs::File::open(path).map_err(|e| msg(format!("failed to read `{path}`: {e}")))?;
+    let meta = f.metadata().map_err(|e| msg(format!("failed to read `{path}`: {e}")))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(InputError::Untrusted {
+            path: path.to_owned(),
+            problem: format!("it is readable or writable by group or other (mode {:04o})", meta.permissions().mode() & 0o7777),
+            fix: format!("chmod 600 {path}"),
+        }
+        .into());
+    }
+    let _ = Trust::RootOnly;
+    let mut b = Zeroizing::new(Vec::new());
+    f.read_to_end(&mut b).map_err(|e| msg(format!("failed to read `{path}`: {e}")))?;
+    Ok(b)
+}
+
+/// Write `bytes` to `path` through a temporary file in the same directory, fsync, rename.
+pub fn atomic_write(path: &Utf8Path, bytes: &[u8], mode: u32) -> Result<(), AuthorError> {
+    let dir = path.parent().filter(|d| !d.as_str().is_empty()).unwrap_or(Utf8Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or("vault"), std::process::id()));
+    let r = (|| -> std::io::Result<()> {
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    r.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        msg(format!("failed to write `{path}`: {e}"))
+    })
+}
+
+/// A private (0700) temporary directory on a RAM-backed filesystem: `$XDG_RUNTIME_DIR`,
+/// then `/dev/shm`. With `allow_disk`, `/tmp` is the last resort (for public data only,
+/// or when the user said `--insecure-tmp`).
+pub fn private_dir(allow_disk: bool) -> Result<tempfile::TempDir, AuthorError> {
+    let mut candidates: Vec<Utf8PathBuf> = Vec::new();
+    if let Ok(x) = std::env::var("XDG_RUNTIME_DIR")
+        && !x.is_empty()
+    {
+        candidates.push(x.into());
+    }
+    candidates.push("/dev/shm".into());
+    for c in &candidates {
+        if is_ram_backed(c)
+            && let Ok(d) = tempfile::Builder::new().prefix("phx-hook-").tempdir_in(c)
+        {
+            let _ = fs::set_permissions(d.path(), fs::Permissions::from_mode(0o700));
+            return Ok(d);
+        }
+    }
+    if allow_disk {
+        let d = tempfile::Builder::new().prefix("phx-hook-").tempdir().map_err(|e| msg(format!("temporary directory: {e}")))?;
+        let _ = fs::set_permissions(d.path(), fs::Permissions::from_mode(0o700));
+        return Ok(d);
+    }
+    Err(msg(format!(
+        "no RAM-backed directory for the plaintext (tried {}); a disk-backed one needs --insecure-tmp",
+        candidates.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+    )))
+}
+
+/// Whether `path` is on tmpfs or ramfs.
+pub fn is_ram_backed(path: &Utf8Path) -> bool {
+    nix::sys::statfs::statfs(path.as_std_path())
+        .map(|s| {
+            let t = s.filesystem_type();
+            t == nix::sys::statfs::TMPFS_MAGIC || t.0 as i64 == 0x8584_58f6
+        })
+        .unwrap_or(false)
+}
+
+/// A newly generated host key: armored secret (wiped on drop), armored public part,
+/// fingerprint.
+pub fn generate_host_key(uid: &str) -> Result<(Zeroizing<String>, String, String), AuthorError> {
+    let k = pgp::generate_key(uid).map_err(|e| msg(format!("failed to generate a key: {e}")))?;
+    Ok((k.secret_armored, k.public_armored, k.fingerprint))
+}
+
+/// The public certificates (armored) and fingerprints of the secret keys in `bytes`.
+pub fn public_of_secret(bytes: &[u8]) -> Result<Vec<String>, AuthorError> {
+    let keys = pgp::HostKeys::parse(bytes).map_err(|e| match e {
+        pgp::KeyFileError::NoKeys(m) | pgp::KeyFileError::Invalid(m) => msg(m),
+    })?;
+    keys.public_armored().map_err(msg)
+}
+
+/// Key ids a vault file is encrypted to (no decryption needed).
+pub fn encrypted_to(ct: &[u8]) -> Result<Vec<String>, AuthorError> {
+    pgp::recipients_of(ct).map_err(msg)
+}
+
+impl Recipient {
+    /// The armored certificate.
+    pub fn armored(&self) -> &str {
+        &self.armored
+    }
+}
