@@ -73,7 +73,12 @@ pub(crate) struct IgnoreInterrupts {
 pub(crate) fn ignore_interrupts() -> IgnoreInterrupts {
     use nix::sys::signal::{SigHandler, Signal, signal};
     let mut prev = Vec::new();
-    for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP, Signal::SIGTERM] {
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+    ] {
         // SAFETY: SIG_IGN installs no handler code, so nothing runs in signal context;
         // phx-hook is single-threaded, so no other thread races on the disposition.
         if let Ok(old) = unsafe { signal(sig, SigHandler::SigIgn) } {

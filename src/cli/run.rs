@@ -21,7 +21,9 @@ use crate::vault::Vault;
 
 /// Arguments of `run`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  phx-hook run --env SMB_PASSWORD=samba/password -- /usr/local/sbin/setup-samba.sh\n  phx-hook run --file PGPASSFILE=db/pgpass -- pg_dump app\n  phx-hook run --manifest /etc/phx-hook/run/backup.yaml -- /usr/local/sbin/backup.sh\n\nA --manifest file maps names to keys:\n  env:   { SMB_PASSWORD: samba/password }\n  files: { PGPASSFILE: db/pgpass }")]
+#[command(
+    after_help = "Examples:\n  phx-hook run --env SMB_PASSWORD=samba/password -- /usr/local/sbin/setup-samba.sh\n  phx-hook run --file PGPASSFILE=db/pgpass -- pg_dump app\n  phx-hook run --manifest /etc/phx-hook/run/backup.yaml -- /usr/local/sbin/backup.sh\n\nA --manifest file maps names to keys:\n  env:   { SMB_PASSWORD: samba/password }\n  files: { PGPASSFILE: db/pgpass }"
+)]
 pub(crate) struct RunArgs {
     /// Put the value of vault KEY into environment variable NAME.
     #[arg(long = "env", value_name = "NAME=KEY")]
@@ -50,10 +52,18 @@ struct RunManifest {
 }
 
 fn pair(s: &str) -> Result<(String, KeyPath), Error> {
-    let (name, key) = s.split_once('=').ok_or_else(|| Error::Other(format!("`{s}` is not NAME=KEY")))?;
-    let valid = name.chars().next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic()) && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric());
+    let (name, key) = s
+        .split_once('=')
+        .ok_or_else(|| Error::Other(format!("`{s}` is not NAME=KEY")))?;
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric());
     if !valid {
-        return Err(Error::Other(format!("`{name}` is not a valid environment variable name")));
+        return Err(Error::Other(format!(
+            "`{name}` is not a valid environment variable name"
+        )));
     }
     let key = key.parse::<KeyPath>().map_err(Error::Other)?;
     Ok((name.to_string(), key))
@@ -61,8 +71,13 @@ fn pair(s: &str) -> Result<(String, KeyPath), Error> {
 
 pub(crate) fn run(args: RunArgs, ctx: &Context) -> Result<Exit, Error> {
     let cfg = &ctx.config;
-    let mut env: Vec<(String, KeyPath)> = args.env.iter().map(|s| pair(s)).collect::<Result<_, _>>()?;
-    let mut files: Vec<(String, KeyPath)> = args.file.iter().map(|s| pair(s)).collect::<Result<_, _>>()?;
+    let mut env: Vec<(String, KeyPath)> =
+        args.env.iter().map(|s| pair(s)).collect::<Result<_, _>>()?;
+    let mut files: Vec<(String, KeyPath)> = args
+        .file
+        .iter()
+        .map(|s| pair(s))
+        .collect::<Result<_, _>>()?;
     if let Some(m) = &args.manifest {
         let text = crate::input::read_text(m, crate::input::Trust::RootWritable)?;
         let rm: RunManifest = crate::input::parse_yaml(m, &text)?;
@@ -74,7 +89,9 @@ pub(crate) fn run(args: RunArgs, ctx: &Context) -> Result<Exit, Error> {
         }
     }
     if env.is_empty() && files.is_empty() {
-        return Err(Error::Other("nothing to provide: give --env NAME=KEY, --file NAME=KEY or --manifest FILE".into()));
+        return Err(Error::Other(
+            "nothing to provide: give --env NAME=KEY, --file NAME=KEY or --manifest FILE".into(),
+        ));
     }
     let vault = Vault::open(cfg)?;
     // Resolve everything before anything runs: a missing key fails here.
@@ -86,7 +103,9 @@ pub(crate) fn run(args: RunArgs, ctx: &Context) -> Result<Exit, Error> {
     }
     for (n, k) in &env {
         if vault.get(k).is_ok_and(|v| v.expose().contains(&0)) {
-            problems.push(format!("vault key `{k}` holds a NUL byte, which the environment variable {n} cannot carry"));
+            problems.push(format!(
+                "vault key `{k}` holds a NUL byte, which the environment variable {n} cannot carry"
+            ));
         }
     }
     if !problems.is_empty() {
@@ -97,7 +116,8 @@ pub(crate) fn run(args: RunArgs, ctx: &Context) -> Result<Exit, Error> {
     let mut memfds = Vec::new();
     for (n, k) in &env {
         let v = vault.get(k).map_err(|e| Error::Other(e.to_string()))?;
-        let s = std::str::from_utf8(v.expose()).map_err(|_| Error::Other(format!("vault key `{k}` is not text")))?;
+        let s = std::str::from_utf8(v.expose())
+            .map_err(|_| Error::Other(format!("vault key `{k}` is not text")))?;
         cmd.env(n, s);
     }
     for (n, k) in &files {
@@ -106,18 +126,31 @@ pub(crate) fn run(args: RunArgs, ctx: &Context) -> Result<Exit, Error> {
         let fd = nix::sys::memfd::memfd_create(c"phx-hook", nix::sys::memfd::MFdFlags::empty())
             .map_err(|e| Error::Other(format!("memfd_create: {e}")))?;
         let mut f = std::fs::File::from(fd);
-        f.write_all(v.expose()).map_err(|e| Error::Other(format!("memfd: {e}")))?;
+        f.write_all(v.expose())
+            .map_err(|e| Error::Other(format!("memfd: {e}")))?;
         use std::os::fd::AsRawFd;
         cmd.env(n, format!("/dev/fd/{}", f.as_raw_fd()));
         memfds.push(f);
     }
-    let keys: Vec<String> = env.iter().chain(files.iter()).map(|(_, k)| k.to_string()).collect();
+    let keys: Vec<String> = env
+        .iter()
+        .chain(files.iter())
+        .map(|(_, k)| k.to_string())
+        .collect();
     write_audit(
         &Audit::new(&cfg.audit_log),
-        &[crate::hook::decrypt_event_nohost("run", &vault.info), Event::new(None, "run", "run", "ok").with("keys", keys).with("command", args.command[0].clone())],
+        &[
+            crate::hook::decrypt_event_nohost("run", &vault.info),
+            Event::new(None, "run", "run", "ok")
+                .with("keys", keys)
+                .with("command", args.command[0].clone()),
+        ],
     );
     // exec replaces phx-hook: the exit status is the command's. It only returns on error.
     let err = cmd.exec();
     drop(memfds);
-    Err(Error::Other(format!("failed to run `{}`: {err}", args.command[0])))
+    Err(Error::Other(format!(
+        "failed to run `{}`: {err}",
+        args.command[0]
+    )))
 }

@@ -61,14 +61,16 @@ pub(crate) struct KeyArgs {
 #[derive(Subcommand, Debug)]
 enum VaultCmd {
     /// Create the host key (or adopt one), the recipients file and an empty vault.
-    #[command(after_help = "Examples:\n  phx-hook vault init\n  phx-hook vault init --recipient alice@example.org --recipient ./bob.asc\n  phx-hook vault init --host-key /root/existing.key")]
+    #[command(
+        after_help = "Examples:\n  phx-hook vault init\n  phx-hook vault init --recipient alice@example.org --recipient ./bob.asc\n  phx-hook vault init --host-key /root/existing.key"
+    )]
     Init {
         /// Adopt this secret key file as the host key instead of generating one.
         #[arg(long, value_name = "FILE")]
         host_key: Option<Utf8PathBuf>,
         /// A developer who may edit the vault: a key id known to your gpg, or a public key file.
         #[arg(long = "recipient", value_name = "FPR|FILE")]
-        recipients: Vec<String>,
+        developers: Vec<String>,
         /// The new host key's user id.
         #[arg(long, value_name = "UID")]
         uid: Option<String>,
@@ -86,7 +88,9 @@ enum VaultCmd {
         insecure_tmp: bool,
     },
     /// Print one value (refuses a terminal without --reveal).
-    #[command(after_help = "Example:\n  phx-hook vault get samba/password | smbpasswd -s -a phoenix")]
+    #[command(
+        after_help = "Example:\n  phx-hook vault get samba/password | smbpasswd -s -a phoenix"
+    )]
     Get {
         /// The key, e.g. samba/password.
         #[arg(value_name = "KEY")]
@@ -98,7 +102,9 @@ enum VaultCmd {
         keys: KeyArgs,
     },
     /// Set one value, read from stdin (one trailing newline dropped) or a no-echo prompt.
-    #[command(after_help = "Examples:\n  phx-hook vault set samba/password            (prompts twice, no echo)\n  printf %s \"$PW\" | phx-hook vault set app/db_password --host")]
+    #[command(
+        after_help = "Examples:\n  phx-hook vault set samba/password            (prompts twice, no echo)\n  printf %s \"$PW\" | phx-hook vault set app/db_password --host"
+    )]
     Set {
         /// The key, e.g. samba/password.
         #[arg(value_name = "KEY")]
@@ -134,7 +140,9 @@ enum VaultCmd {
     /// Accept the current vault although it is older than one accepted before.
     AcceptRollback,
     /// A stable, redacted view for `git diff` (a textconv driver): key names and value tags.
-    #[command(after_help = "git config diff.phx-hook.textconv 'phx-hook vault textconv'\necho 'secrets.json.gpg diff=phx-hook' >> .gitattributes")]
+    #[command(
+        after_help = "git config diff.phx-hook.textconv 'phx-hook vault textconv'\necho 'secrets.json.gpg diff=phx-hook' >> .gitattributes"
+    )]
     Textconv {
         /// The encrypted file (git passes a temporary copy).
         file: Utf8PathBuf,
@@ -180,7 +188,10 @@ fn paths(args: &VaultArgs, cfg: &Config) -> Paths {
     let vault = args.vault.clone().unwrap_or_else(|| cfg.vault.clone());
     let recipients = args.recipients.clone().unwrap_or_else(|| {
         if args.vault.is_some() {
-            vault.parent().unwrap_or(Utf8Path::new(".")).join("recipients.asc")
+            vault
+                .parent()
+                .unwrap_or(Utf8Path::new("."))
+                .join("recipients.asc")
         } else {
             cfg.recipients.clone()
         }
@@ -190,10 +201,22 @@ fn paths(args: &VaultArgs, cfg: &Config) -> Paths {
 
 fn author(p: &Paths, k: &KeyArgs, cfg: &Config) -> Result<Author, Error> {
     if k.host {
-        return Author::with_key(&p.vault, &p.recipients, &cfg.key, cfg.key_passphrase_file.as_deref()).map_err(fail);
+        return Author::with_key(
+            &p.vault,
+            &p.recipients,
+            &cfg.key,
+            cfg.key_passphrase_file.as_deref(),
+        )
+        .map_err(fail);
     }
     match &k.key {
-        Some(key) => Author::with_key(&p.vault, &p.recipients, key, k.key_passphrase_file.as_deref()).map_err(fail),
+        Some(key) => Author::with_key(
+            &p.vault,
+            &p.recipients,
+            key,
+            k.key_passphrase_file.as_deref(),
+        )
+        .map_err(fail),
         None => Ok(Author::gpg(&p.vault, &p.recipients, k.signer.clone())),
     }
 }
@@ -203,15 +226,30 @@ pub(crate) fn run(args: VaultArgs, ctx: &Context) -> Result<Exit, Error> {
     let p = paths(&args, cfg);
     let audit = Audit::new(&cfg.audit_log);
     match args.cmd {
-        VaultCmd::Init { host_key, recipients, uid, force } => init(cfg, &p, host_key.as_deref(), &recipients, uid, force),
-        VaultCmd::Edit { keys, insecure_tmp } => edit(&author(&p, &keys, cfg)?, insecure_tmp, &audit),
-        VaultCmd::Get { name: key, reveal, keys } => {
+        VaultCmd::Init {
+            host_key,
+            developers,
+            uid,
+            force,
+        } => init(cfg, &p, host_key.as_deref(), &developers, uid, force),
+        VaultCmd::Edit { keys, insecure_tmp } => {
+            edit(&author(&p, &keys, cfg)?, insecure_tmp, &audit)
+        }
+        VaultCmd::Get {
+            name: key,
+            reveal,
+            keys,
+        } => {
             let out = std::io::stdout();
             if out.is_terminal() && !reveal {
-                return Err(fail("refusing to print a secret to a terminal; pipe it, or add --reveal"));
+                return Err(fail(
+                    "refusing to print a secret to a terminal; pipe it, or add --reveal",
+                ));
             }
             let doc = author(&p, &keys, cfg)?.read().map_err(fail)?;
-            let v = doc.get(&key).ok_or_else(|| fail(format!("vault key `{key}` does not exist")))?;
+            let v = doc
+                .get(&key)
+                .ok_or_else(|| fail(format!("vault key `{key}` does not exist")))?;
             let mut out = out.lock();
             let _ = out.write_all(v.expose());
             if out.is_terminal() {
@@ -226,7 +264,12 @@ pub(crate) fn run(args: VaultArgs, ctx: &Context) -> Result<Exit, Error> {
             doc.set(&key, value).map_err(fail)?;
             let v = a.write(&mut doc).map_err(fail)?;
             eprintln!("set `{key}`; {} is now version {v}", p.vault);
-            write_audit(&audit, &[Event::new(None, "vault", "set", "ok").with("keys", vec![key.to_string()]).with("vault_version", v)]);
+            write_audit(
+                &audit,
+                &[Event::new(None, "vault", "set", "ok")
+                    .with("keys", vec![key.to_string()])
+                    .with("vault_version", v)],
+            );
             Ok(Exit::Ok)
         }
         VaultCmd::Rm { name: key, keys } => {
@@ -237,7 +280,12 @@ pub(crate) fn run(args: VaultArgs, ctx: &Context) -> Result<Exit, Error> {
             }
             let v = a.write(&mut doc).map_err(fail)?;
             eprintln!("removed `{key}`; {} is now version {v}", p.vault);
-            write_audit(&audit, &[Event::new(None, "vault", "rm", "ok").with("keys", vec![key.to_string()]).with("vault_version", v)]);
+            write_audit(
+                &audit,
+                &[Event::new(None, "vault", "rm", "ok")
+                    .with("keys", vec![key.to_string()])
+                    .with("vault_version", v)],
+            );
             Ok(Exit::Ok)
         }
         VaultCmd::List { keys } => list(cfg, &author(&p, &keys, cfg)?.read().map_err(fail)?),
@@ -246,7 +294,11 @@ pub(crate) fn run(args: VaultArgs, ctx: &Context) -> Result<Exit, Error> {
             let a = author(&p, &keys, cfg)?;
             let mut doc = a.read().map_err(fail)?;
             let v = a.write(&mut doc).map_err(fail)?;
-            eprintln!("re-encrypted {} to {} recipient(s) with a new session key (version {v})", p.vault, a.recipients().map_err(fail)?.len());
+            eprintln!(
+                "re-encrypted {} to {} recipient(s) with a new session key (version {v})",
+                p.vault,
+                a.recipients().map_err(fail)?.len()
+            );
             Ok(Exit::Ok)
         }
         VaultCmd::Verify => verify(cfg),
@@ -258,7 +310,12 @@ pub(crate) fn run(args: VaultArgs, ctx: &Context) -> Result<Exit, Error> {
                 cfg.vault,
                 v.info.version.unwrap_or(0)
             );
-            write_audit(&audit, &[Event::new(None, "vault", "accept-rollback", "ok").with("from", before).with("to", v.info.version)]);
+            write_audit(
+                &audit,
+                &[Event::new(None, "vault", "accept-rollback", "ok")
+                    .with("from", before)
+                    .with("to", v.info.version)],
+            );
             Ok(Exit::Ok)
         }
         VaultCmd::Textconv { file, keys } => textconv(&author(&p, &keys, cfg)?, &file),
@@ -276,7 +333,9 @@ fn read_value(key: &KeyPath) -> Result<Secret, Error> {
             buf.pop();
         }
         if std::str::from_utf8(&buf).is_err() {
-            return Err(fail("the value is not UTF-8 text (store binary data base64-encoded and use `decode: base64`)"));
+            return Err(fail(
+                "the value is not UTF-8 text (store binary data base64-encoded and use `decode: base64`)",
+            ));
         }
         return Ok(Secret::new(buf));
     }
@@ -290,7 +349,11 @@ fn read_value(key: &KeyPath) -> Result<Secret, Error> {
 
 fn prompt(text: &str) -> Result<Secret, Error> {
     use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
-    let tty = fs::OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(fail)?;
+    let tty = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(fail)?;
     let old = tcgetattr(&tty).map_err(fail)?;
     let mut noecho = old.clone();
     noecho.local_flags.remove(LocalFlags::ECHO);
@@ -309,9 +372,14 @@ fn prompt(text: &str) -> Result<Secret, Error> {
 }
 
 fn gpg_export(id: &str) -> Result<Vec<u8>, Error> {
-    let out = Command::new("gpg").args(["--batch", "--armor", "--export", id]).output().map_err(|e| fail(format!("failed to run gpg: {e}")))?;
+    let out = Command::new("gpg")
+        .args(["--batch", "--armor", "--export", id])
+        .output()
+        .map_err(|e| fail(format!("failed to run gpg: {e}")))?;
     if !out.status.success() || out.stdout.is_empty() {
-        return Err(fail(format!("`{id}` is neither a file nor a key your gpg knows (gpg --export found nothing)")));
+        return Err(fail(format!(
+            "`{id}` is neither a file nor a key your gpg knows (gpg --export found nothing)"
+        )));
     }
     Ok(out.stdout)
 }
@@ -324,10 +392,19 @@ fn key_source(spec: &str) -> Result<Vec<u8>, Error> {
     }
 }
 
-fn init(cfg: &Config, p: &Paths, adopt: Option<&Utf8Path>, extra: &[String], uid: Option<String>, force: bool) -> Result<Exit, Error> {
+fn init(
+    cfg: &Config,
+    p: &Paths,
+    adopt: Option<&Utf8Path>,
+    extra: &[String],
+    uid: Option<String>,
+    force: bool,
+) -> Result<Exit, Error> {
     for (what, path) in [("vault", &p.vault), ("recipients file", &p.recipients)] {
         if path.exists() && !force {
-            return Err(fail(format!("the {what} `{path}` exists; use --force to replace it")));
+            return Err(fail(format!(
+                "the {what} `{path}` exists; use --force to replace it"
+            )));
         }
     }
     let key_path = &cfg.key;
@@ -338,7 +415,9 @@ fn init(cfg: &Config, p: &Paths, adopt: Option<&Utf8Path>, extra: &[String], uid
             let public = author::public_of_secret(&bytes).map_err(fail)?;
             if src != key_path {
                 if key_path.exists() && !force {
-                    return Err(fail(format!("the host key `{key_path}` exists; use --force to replace it")));
+                    return Err(fail(format!(
+                        "the host key `{key_path}` exists; use --force to replace it"
+                    )));
                 }
                 write_private(key_path, &bytes)?;
             }
@@ -347,15 +426,22 @@ fn init(cfg: &Config, p: &Paths, adopt: Option<&Utf8Path>, extra: &[String], uid
         }
         None => {
             if key_path.exists() && !force {
-                return Err(fail(format!("the host key `{key_path}` exists; adopt it with --host-key {key_path}, or use --force")));
+                return Err(fail(format!(
+                    "the host key `{key_path}` exists; adopt it with --host-key {key_path}, or use --force"
+                )));
             }
-            let node = fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "pve".into());
+            let node = fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "pve".into());
             let uid = uid.unwrap_or_else(|| format!("phx-hook host key <root@{node}>"));
             let (secret, public, fpr) = author::generate_host_key(&uid).map_err(fail)?;
             write_private(key_path, secret.as_bytes())?;
             let pub_path = Utf8PathBuf::from(format!("{key_path}.pub.asc"));
-            fs::write(&pub_path, &public).map_err(|e| fail(format!("failed to write `{pub_path}`: {e}")))?;
-            println!("generated the host key {fpr} ({uid})\n  secret: {key_path} (0600)\n  public: {pub_path}");
+            fs::write(&pub_path, &public)
+                .map_err(|e| fail(format!("failed to write `{pub_path}`: {e}")))?;
+            println!(
+                "generated the host key {fpr} ({uid})\n  secret: {key_path} (0600)\n  public: {pub_path}"
+            );
             vec![public]
         }
     };
@@ -371,13 +457,33 @@ fn init(cfg: &Config, p: &Paths, adopt: Option<&Utf8Path>, extra: &[String], uid
     if let Some(dir) = p.vault.parent() {
         fs::create_dir_all(dir).map_err(fail)?;
     }
-    let a = Author::with_key(&p.vault, &p.recipients, key_path, cfg.key_passphrase_file.as_deref()).map_err(fail)?;
+    let a = Author::with_key(
+        &p.vault,
+        &p.recipients,
+        key_path,
+        cfg.key_passphrase_file.as_deref(),
+    )
+    .map_err(fail)?;
     a.write_recipients(&all).map_err(fail)?;
     let mut diff_key = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut diff_key);
-    let mut doc = Doc::parse(format!("{{\"_phx\": {{\"version\": 0, \"diff_key\": \"{}\"}}}}", hex(&diff_key)).as_bytes()).map_err(fail)?;
+    let mut doc = Doc::parse(
+        format!(
+            "{{\"_phx\": {{\"version\": 0, \"diff_key\": \"{}\"}}}}",
+            hex(&diff_key)
+        )
+        .as_bytes(),
+    )
+    .map_err(fail)?;
     let v = a.write(&mut doc).map_err(fail)?;
-    println!("recipients: {} ({})", p.recipients, all.iter().map(|r| r.user_id.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "recipients: {} ({})",
+        p.recipients,
+        all.iter()
+            .map(|r| r.user_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("vault: {} (version {v}, empty)", p.vault);
     println!("next: printf %s \"$PASSWORD\" | phx-hook vault set samba/password --host");
     Ok(Exit::Ok)
@@ -398,11 +504,14 @@ fn edit(a: &Author, insecure_tmp: bool, audit: &Audit) -> Result<Exit, Error> {
     let mut doc = a.read().map_err(fail)?;
     let original = doc.to_json();
     let dir = author::private_dir(insecure_tmp).map_err(fail)?;
-    let file = Utf8PathBuf::from_path_buf(dir.path().join("vault.json")).map_err(|_| fail("temporary path is not UTF-8"))?;
+    let file = Utf8PathBuf::from_path_buf(dir.path().join("vault.json"))
+        .map_err(|_| fail("temporary path is not UTF-8"))?;
     let _quiet = crate::sys::ignore_interrupts();
     let result = (|| -> Result<Option<Doc>, Error> {
         write_new_private(&file, &original)?;
-        let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
+        let editor = std::env::var("VISUAL")
+            .or_else(|_| std::env::var("EDITOR"))
+            .unwrap_or_else(|_| "vi".into());
         let mut last: Option<Zeroizing<Vec<u8>>> = None;
         loop {
             let status = Command::new("/bin/sh")
@@ -415,7 +524,9 @@ fn edit(a: &Author, insecure_tmp: bool, audit: &Audit) -> Result<Exit, Error> {
                 return Ok(None);
             }
             let mut now = Zeroizing::new(Vec::new());
-            fs::File::open(&file).and_then(|mut f| f.read_to_end(&mut now)).map_err(fail)?;
+            fs::File::open(&file)
+                .and_then(|mut f| f.read_to_end(&mut now))
+                .map_err(fail)?;
             if now.as_slice() == original.as_slice() {
                 eprintln!("no change; the vault is unchanged");
                 return Ok(None);
@@ -427,7 +538,9 @@ fn edit(a: &Author, insecure_tmp: bool, audit: &Audit) -> Result<Exit, Error> {
                         eprintln!("still not valid ({e}); giving up, the vault is unchanged");
                         return Ok(None);
                     }
-                    eprintln!("the vault is not valid JSON: {e}\nreopening the editor (save it unchanged to give up)");
+                    eprintln!(
+                        "the vault is not valid JSON: {e}\nreopening the editor (save it unchanged to give up)"
+                    );
                     last = Some(now);
                 }
             }
@@ -435,7 +548,9 @@ fn edit(a: &Author, insecure_tmp: bool, audit: &Audit) -> Result<Exit, Error> {
     })();
     wipe(&file);
     drop(dir);
-    let Some(mut new) = result? else { return Ok(Exit::Ok) };
+    let Some(mut new) = result? else {
+        return Ok(Exit::Ok);
+    };
     // The version is phx-hook's to count, whatever the editor left there.
     new.set_version(doc.version());
     if new.to_json().as_slice() == doc.to_json().as_slice() {
@@ -445,14 +560,28 @@ fn edit(a: &Author, insecure_tmp: bool, audit: &Audit) -> Result<Exit, Error> {
     let changed: Vec<String> = changed_keys(&doc, &new);
     doc = new;
     let v = a.write(&mut doc).map_err(fail)?;
-    eprintln!("{} is now version {v} ({} key(s) added, changed or removed)", a.vault, changed.len());
-    write_audit(audit, &[Event::new(None, "vault", "edit", "ok").with("keys", changed).with("vault_version", v)]);
+    eprintln!(
+        "{} is now version {v} ({} key(s) added, changed or removed)",
+        a.vault,
+        changed.len()
+    );
+    write_audit(
+        audit,
+        &[Event::new(None, "vault", "edit", "ok")
+            .with("keys", changed)
+            .with("vault_version", v)],
+    );
     Ok(Exit::Ok)
 }
 
 fn write_new_private(path: &Utf8Path, bytes: &[u8]) -> Result<(), Error> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(fail)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
     f.write_all(bytes).map_err(fail)
 }
 
@@ -484,11 +613,19 @@ fn changed_keys(a: &Doc, b: &Doc) -> Vec<String> {
     };
     let (ta, tb) = (tag(a), tag(b));
     let keys: BTreeSet<&String> = ta.keys().chain(tb.keys()).collect();
-    keys.into_iter().filter(|k| ta.get(*k) != tb.get(*k)).cloned().collect()
+    keys.into_iter()
+        .filter(|k| ta.get(*k) != tb.get(*k))
+        .cloned()
+        .collect()
 }
 
 fn list(cfg: &Config, doc: &Doc) -> Result<Exit, Error> {
-    let present: BTreeSet<String> = doc.leaves().into_iter().filter(|(_, n)| matches!(n, Node::Str(_))).map(|(p, _)| p).collect();
+    let present: BTreeSet<String> = doc
+        .leaves()
+        .into_iter()
+        .filter(|(_, n)| matches!(n, Node::Str(_)))
+        .map(|(p, _)| p)
+        .collect();
     let mut used: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let (ids, _) = manifest::list(&cfg.manifests).unwrap_or_default();
     for id in ids {
@@ -514,7 +651,11 @@ fn list(cfg: &Config, doc: &Doc) -> Result<Exit, Error> {
     for k in &missing {
         println!("{k}  MISSING (used by {})", used[*k].join(", "));
     }
-    Ok(if missing.is_empty() { Exit::Ok } else { Exit::Failed })
+    Ok(if missing.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
 }
 
 fn recipients(cfg: &Config, p: &Paths, cmd: RecipientsCmd, audit: &Audit) -> Result<Exit, Error> {
@@ -544,16 +685,35 @@ fn recipients(cfg: &Config, p: &Paths, cmd: RecipientsCmd, audit: &Audit) -> Res
             let mut doc = a.read().map_err(fail)?;
             a.write_recipients(&list).map_err(fail)?;
             let v = a.write(&mut doc).map_err(fail)?;
-            println!("added {}; re-encrypted to {} recipients (version {v})", added.join(", "), list.len());
-            write_audit(audit, &[Event::new(None, "vault", "recipient-add", "ok").with("recipients", added).with("vault_version", v)]);
+            println!(
+                "added {}; re-encrypted to {} recipients (version {v})",
+                added.join(", "),
+                list.len()
+            );
+            write_audit(
+                audit,
+                &[Event::new(None, "vault", "recipient-add", "ok")
+                    .with("recipients", added)
+                    .with("vault_version", v)],
+            );
             Ok(Exit::Ok)
         }
-        RecipientsCmd::Remove { fingerprint, history, keys } => {
+        RecipientsCmd::Remove {
+            fingerprint,
+            history,
+            keys,
+        } => {
             let a = author(p, &keys, cfg)?;
             let mut list = a.recipients().map_err(fail)?;
             let want = fingerprint.replace(' ', "").to_ascii_uppercase();
-            let Some(pos) = list.iter().position(|r| r.fingerprint == want || r.fingerprint.ends_with(&want)) else {
-                return Err(fail(format!("`{fingerprint}` is not a recipient of {}", p.recipients)));
+            let Some(pos) = list
+                .iter()
+                .position(|r| r.fingerprint == want || r.fingerprint.ends_with(&want))
+            else {
+                return Err(fail(format!(
+                    "`{fingerprint}` is not a recipient of {}",
+                    p.recipients
+                )));
             };
             let gone = list.remove(pos);
             if list.is_empty() {
@@ -563,7 +723,12 @@ fn recipients(cfg: &Config, p: &Paths, cmd: RecipientsCmd, audit: &Audit) -> Res
             let readable: BTreeSet<String> = doc.leaves().into_iter().map(|(k, _)| k).collect();
             a.write_recipients(&list).map_err(fail)?;
             let v = a.write(&mut doc).map_err(fail)?;
-            println!("removed {} {}; re-encrypted to {} recipients (version {v})", gone.fingerprint, gone.user_id, list.len());
+            println!(
+                "removed {} {}; re-encrypted to {} recipients (version {v})",
+                gone.fingerprint,
+                gone.user_id,
+                list.len()
+            );
             let mut rotate = readable;
             if history {
                 rotate.extend(history_keys(&a, &gone.key_ids)?);
@@ -572,7 +737,13 @@ fn recipients(cfg: &Config, p: &Paths, cmd: RecipientsCmd, audit: &Audit) -> Res
             for k in &rotate {
                 println!("  {k}");
             }
-            write_audit(audit, &[Event::new(None, "vault", "recipient-remove", "ok").with("recipient", gone.fingerprint.clone()).with("rotate", rotate.into_iter().collect::<Vec<_>>()).with("vault_version", v)]);
+            write_audit(
+                audit,
+                &[Event::new(None, "vault", "recipient-remove", "ok")
+                    .with("recipient", gone.fingerprint.clone())
+                    .with("rotate", rotate.into_iter().collect::<Vec<_>>())
+                    .with("vault_version", v)],
+            );
             Ok(Exit::Ok)
         }
     }
@@ -581,15 +752,28 @@ fn recipients(cfg: &Config, p: &Paths, cmd: RecipientsCmd, audit: &Audit) -> Res
 /// Every key in every committed version of the vault that `ids` could decrypt.
 fn history_keys(a: &Author, ids: &[String]) -> Result<BTreeSet<String>, Error> {
     let dir = a.vault.parent().unwrap_or(Utf8Path::new("."));
-    let dir = if dir.as_str().is_empty() { Utf8Path::new(".") } else { dir };
+    let dir = if dir.as_str().is_empty() {
+        Utf8Path::new(".")
+    } else {
+        dir
+    };
     let name = a.vault.file_name().unwrap_or("");
-    let log = Command::new("git").args(["-C", dir.as_str(), "log", "--format=%H", "--", name]).output().map_err(|e| fail(format!("git: {e}")))?;
+    let log = Command::new("git")
+        .args(["-C", dir.as_str(), "log", "--format=%H", "--", name])
+        .output()
+        .map_err(|e| fail(format!("git: {e}")))?;
     if !log.status.success() {
-        return Err(fail(format!("--history needs the vault in a git repository: {}", String::from_utf8_lossy(&log.stderr).trim())));
+        return Err(fail(format!(
+            "--history needs the vault in a git repository: {}",
+            String::from_utf8_lossy(&log.stderr).trim()
+        )));
     }
     let mut out = BTreeSet::new();
     for commit in String::from_utf8_lossy(&log.stdout).lines() {
-        let show = Command::new("git").args(["-C", dir.as_str(), "show", &format!("{commit}:./{name}")]).output().map_err(|e| fail(format!("git: {e}")))?;
+        let show = Command::new("git")
+            .args(["-C", dir.as_str(), "show", &format!("{commit}:./{name}")])
+            .output()
+            .map_err(|e| fail(format!("git: {e}")))?;
         if !show.status.success() {
             continue;
         }
@@ -598,36 +782,70 @@ fn history_keys(a: &Author, ids: &[String]) -> Result<BTreeSet<String>, Error> {
             continue;
         }
         let tmp = author::private_dir(true).map_err(fail)?;
-        let path = Utf8PathBuf::from_path_buf(tmp.path().join("v.gpg")).map_err(|_| fail("path"))?;
+        let path =
+            Utf8PathBuf::from_path_buf(tmp.path().join("v.gpg")).map_err(|_| fail("path"))?;
         fs::write(&path, &show.stdout).map_err(fail)?;
-        match a.decrypt_file(&path).ok().and_then(|pt| Doc::parse(&pt).ok()) {
+        match a
+            .decrypt_file(&path)
+            .ok()
+            .and_then(|pt| Doc::parse(&pt).ok())
+        {
             Some(d) => out.extend(d.leaves().into_iter().map(|(k, _)| k)),
-            None => eprintln!("warning: commit {commit}: cannot decrypt it with your key; its keys are not listed"),
+            None => eprintln!(
+                "warning: commit {commit}: cannot decrypt it with your key; its keys are not listed"
+            ),
         }
     }
     Ok(out)
 }
 
 fn verify(cfg: &Config) -> Result<Exit, Error> {
-    let ct = fs::read(&cfg.vault).map_err(|e| fail(format!("failed to read `{}`: {e}", cfg.vault)))?;
+    let ct =
+        fs::read(&cfg.vault).map_err(|e| fail(format!("failed to read `{}`: {e}", cfg.vault)))?;
     let to = author::encrypted_to(&ct).map_err(fail)?;
     let names: BTreeMap<String, String> = Author::gpg(&cfg.vault, &cfg.recipients, None)
         .recipients()
-        .map(|l| l.into_iter().flat_map(|r| r.key_ids.clone().into_iter().map(move |id| (id, format!("{} {}", r.fingerprint, r.user_id)))).collect())
+        .map(|l| {
+            l.into_iter()
+                .flat_map(|r| {
+                    r.key_ids
+                        .clone()
+                        .into_iter()
+                        .map(move |id| (id, format!("{} {}", r.fingerprint, r.user_id)))
+                })
+                .collect()
+        })
         .unwrap_or_default();
     println!("vault: {}", cfg.vault);
     println!("encrypted to:");
     for id in &to {
-        println!("  {id}  {}", names.get(id).map_or("(not in the recipients file)", String::as_str));
+        println!(
+            "  {id}  {}",
+            names
+                .get(id)
+                .map_or("(not in the recipients file)", String::as_str)
+        );
     }
     let accepted = crate::vault::accepted_version(&cfg.rollback_state).unwrap_or(0);
     match Vault::open_with(cfg, Rollback::Ignore) {
         Ok(v) => {
-            println!("signer: {}", v.info.signer.as_deref().unwrap_or(if cfg.signers.is_empty() { "unsigned or not checked (no `signers`)" } else { "-" }));
+            println!(
+                "signer: {}",
+                v.info
+                    .signer
+                    .as_deref()
+                    .unwrap_or(if cfg.signers.is_empty() {
+                        "unsigned or not checked (no `signers`)"
+                    } else {
+                        "-"
+                    })
+            );
             let version = v.info.version.unwrap_or(0);
             println!("version: {version} (this host accepted up to {accepted})");
             if version < accepted {
-                println!("this host would REFUSE it: version {version} is older than {accepted} (`phx-hook vault accept-rollback` accepts it once)");
+                println!(
+                    "this host would REFUSE it: version {version} is older than {accepted} (`phx-hook vault accept-rollback` accepts it once)"
+                );
                 return Ok(Exit::Failed);
             }
             println!("this host would accept it");
@@ -645,7 +863,10 @@ fn textconv(a: &Author, file: &Utf8Path) -> Result<Exit, Error> {
     let pt = a.decrypt_file(file).map_err(fail)?;
     let doc = Doc::parse(&pt).map_err(fail)?;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "# phx-hook vault (redacted: key names and value tags only)");
+    let _ = writeln!(
+        out,
+        "# phx-hook vault (redacted: key names and value tags only)"
+    );
     let _ = writeln!(out, "_phx/version = {}", doc.version());
     let mut to = author::encrypted_to(&ct).unwrap_or_default();
     to.sort();

@@ -74,14 +74,25 @@ pub struct Recipient {
 impl Author {
     /// Author with the user's gpg.
     pub fn gpg(vault: &Utf8Path, recipients: &Utf8Path, signer: Option<String>) -> Author {
-        Author { vault: vault.to_owned(), recipients: recipients.to_owned(), backend: Backend::Gpg { signer } }
+        Author {
+            vault: vault.to_owned(),
+            recipients: recipients.to_owned(),
+            backend: Backend::Gpg { signer },
+        }
     }
 
     /// Author with a key file (armored or binary; the first key signs).
-    pub fn with_key(vault: &Utf8Path, recipients: &Utf8Path, key: &Utf8Path, passphrase: Option<&Utf8Path>) -> Result<Author, AuthorError> {
+    pub fn with_key(
+        vault: &Utf8Path,
+        recipients: &Utf8Path,
+        key: &Utf8Path,
+        passphrase: Option<&Utf8Path>,
+    ) -> Result<Author, AuthorError> {
         let bytes = read_private(key)?;
         let keys = pgp::HostKeys::parse(&bytes).map_err(|e| match e {
-            pgp::KeyFileError::NoKeys(m) | pgp::KeyFileError::Invalid(m) => msg(format!("failed to load `{key}`: {m}")),
+            pgp::KeyFileError::NoKeys(m) | pgp::KeyFileError::Invalid(m) => {
+                msg(format!("failed to load `{key}`: {m}"))
+            }
         })?;
         let passphrase = match passphrase {
             Some(p) => {
@@ -93,7 +104,14 @@ impl Author {
             }
             None => None,
         };
-        Ok(Author { vault: vault.to_owned(), recipients: recipients.to_owned(), backend: Backend::Key { keys: Box::new(keys), passphrase } })
+        Ok(Author {
+            vault: vault.to_owned(),
+            recipients: recipients.to_owned(),
+            backend: Backend::Key {
+                keys: Box::new(keys),
+                passphrase,
+            },
+        })
     }
 
     /// Decrypt any vault-format file with this author's keys.
@@ -106,7 +124,7 @@ impl Author {
         match &self.backend {
             Backend::Gpg { .. } => {
                 let mut child = Command::new("gpg")
-                    .args(["--batch", "--quiet", "--decrypt"])
+                    .args(["--batch", "--quiet", "--status-fd", "2", "--decrypt"])
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
@@ -119,31 +137,63 @@ impl Author {
                 });
                 let mut out = Zeroizing::new(Vec::new());
                 if let Some(mut o) = child.stdout.take() {
-                    o.read_to_end(&mut out).map_err(|e| msg(format!("gpg: {e}")))?;
+                    o.read_to_end(&mut out)
+                        .map_err(|e| msg(format!("gpg: {e}")))?;
                 }
                 let mut err = String::new();
                 if let Some(mut e) = child.stderr.take() {
                     let _ = e.read_to_string(&mut err);
                 }
                 let _ = feeder.join();
-                let status = child.wait().map_err(|e| msg(format!("gpg: {e}")))?;
-                if !status.success() {
-                    return Err(msg(format!("gpg could not decrypt `{path}`: {}", first_lines(&err))));
+                let _ = child.wait().map_err(|e| msg(format!("gpg: {e}")))?;
+                // gpg exits non-zero when it cannot check a signature (the signer's
+                // public key is not in the user's keyring), although it decrypted fine;
+                // signatures are the host's business (`signers`), so only the decryption
+                // status counts here.
+                let decrypted = err
+                    .lines()
+                    .any(|l| l.starts_with("[GNUPG:] DECRYPTION_OKAY"))
+                    && !err
+                        .lines()
+                        .any(|l| l.starts_with("[GNUPG:] DECRYPTION_FAILED"));
+                if !decrypted {
+                    let human: String = err
+                        .lines()
+                        .filter(|l| !l.starts_with("[GNUPG:]"))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    return Err(msg(format!(
+                        "gpg could not decrypt `{path}`: {}",
+                        first_lines(&human)
+                    )));
                 }
                 Ok(out)
             }
             Backend::Key { keys, passphrase } => {
-                let d = pgp::decrypt(keys, passphrase.as_ref(), ct, true, &[], &pgp::Certs::none()).map_err(|e| {
+                let d = pgp::decrypt(
+                    keys,
+                    passphrase.as_ref(),
+                    ct,
+                    true,
+                    &[],
+                    &pgp::Certs::none(),
+                )
+                .map_err(|e| {
                     msg(match e {
                         pgp::DecryptError::NotForThisKey { recipients } => format!(
                             "`{path}` is not encrypted to this key (it is for {})",
                             recipients.join(", ")
                         ),
-                        pgp::DecryptError::Tampered => format!("`{path}` failed its integrity check"),
-                        pgp::DecryptError::WrongPassphrase { key } | pgp::DecryptError::PassphraseNeeded { key } => {
+                        pgp::DecryptError::Tampered => {
+                            format!("`{path}` failed its integrity check")
+                        }
+                        pgp::DecryptError::WrongPassphrase { key }
+                        | pgp::DecryptError::PassphraseNeeded { key } => {
                             format!("the passphrase does not unlock {key}")
                         }
-                        pgp::DecryptError::NotOpenPgp(d) | pgp::DecryptError::Corrupt(d) => format!("`{path}` is damaged: {d}"),
+                        pgp::DecryptError::NotOpenPgp(d) | pgp::DecryptError::Corrupt(d) => {
+                            format!("`{path}` is damaged: {d}")
+                        }
                         pgp::DecryptError::NotEncrypted => format!("`{path}` is not encrypted"),
                         pgp::DecryptError::GnupgAeadDisabled => format!("`{path}` uses OCB"),
                     })
@@ -161,34 +211,62 @@ impl Author {
 
     /// The recipients file's keys.
     pub fn recipients(&self) -> Result<Vec<Recipient>, AuthorError> {
-        let bytes = fs::read(&self.recipients).map_err(|e| msg(format!("failed to read the recipients file `{}`: {e}", self.recipients)))?;
-        let (certs, bad) = pgp::Certs::parse(&bytes).map_err(|e| msg(format!("`{}`: {e}", self.recipients)))?;
+        let bytes = fs::read(&self.recipients).map_err(|e| {
+            msg(format!(
+                "failed to read the recipients file `{}`: {e}",
+                self.recipients
+            ))
+        })?;
+        let (certs, bad) =
+            pgp::Certs::parse(&bytes).map_err(|e| msg(format!("`{}`: {e}", self.recipients)))?;
         if !bad.is_empty() {
-            return Err(msg(format!("`{}` holds keys with invalid self-signatures: {}", self.recipients, bad.join(", "))));
+            return Err(msg(format!(
+                "`{}` holds keys with invalid self-signatures: {}",
+                self.recipients,
+                bad.join(", ")
+            )));
         }
         Ok(certs
             .infos()
             .into_iter()
-            .map(|i| Recipient { fingerprint: i.fingerprint, user_id: i.user_id, key_ids: i.key_ids, armored: i.armored })
+            .map(|i| Recipient {
+                fingerprint: i.fingerprint,
+                user_id: i.user_id,
+                key_ids: i.key_ids,
+                armored: i.armored,
+            })
             .collect())
     }
 
     /// Replace the recipients file with `list` (atomically).
     pub fn write_recipients(&self, list: &[Recipient]) -> Result<(), AuthorError> {
-        let text: String = list.iter().map(|r| r.armored.clone()).collect::<Vec<_>>().join("\n");
+        let text: String = list
+            .iter()
+            .map(|r| r.armored.clone())
+            .collect::<Vec<_>>()
+            .join("\n");
         atomic_write(&self.recipients, text.as_bytes(), 0o644)
     }
 
     /// Parse public keys (armored or binary) into recipients.
     pub fn parse_recipients(bytes: &[u8]) -> Result<Vec<Recipient>, AuthorError> {
-        let (certs, bad) = pgp::Certs::parse(bytes).map_err(|e| msg(format!("not OpenPGP public keys: {e}")))?;
+        let (certs, bad) =
+            pgp::Certs::parse(bytes).map_err(|e| msg(format!("not OpenPGP public keys: {e}")))?;
         if !bad.is_empty() {
-            return Err(msg(format!("keys with invalid self-signatures: {}", bad.join(", "))));
+            return Err(msg(format!(
+                "keys with invalid self-signatures: {}",
+                bad.join(", ")
+            )));
         }
         let out: Vec<Recipient> = certs
             .infos()
             .into_iter()
-            .map(|i| Recipient { fingerprint: i.fingerprint, user_id: i.user_id, key_ids: i.key_ids, armored: i.armored })
+            .map(|i| Recipient {
+                fingerprint: i.fingerprint,
+                user_id: i.user_id,
+                key_ids: i.key_ids,
+                armored: i.armored,
+            })
             .collect();
         if out.is_empty() {
             return Err(msg("no public key found"));
@@ -202,32 +280,60 @@ impl Author {
         let version = doc.version() + 1;
         doc.set_version(version);
         let pt = doc.to_json();
-        let armor = fs::read(&self.vault).map(|b| b.starts_with(b"-----BEGIN")).unwrap_or(true);
+        let armor = fs::read(&self.vault)
+            .map(|b| b.starts_with(b"-----BEGIN"))
+            .unwrap_or(true);
         let ct = self.encrypt(&pt, armor)?;
-        let mode = fs::metadata(&self.vault).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
+        let mode = fs::metadata(&self.vault)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o644);
         atomic_write(&self.vault, &ct, mode)?;
         Ok(version)
     }
 
     /// Encrypt `pt` to the recipients and sign.
     pub fn encrypt(&self, pt: &[u8], armor: bool) -> Result<Vec<u8>, AuthorError> {
-        let bytes = fs::read(&self.recipients).map_err(|e| msg(format!("failed to read the recipients file `{}`: {e}", self.recipients)))?;
-        let (certs, _) = pgp::Certs::parse(&bytes).map_err(|e| msg(format!("`{}`: {e}", self.recipients)))?;
+        let bytes = fs::read(&self.recipients).map_err(|e| {
+            msg(format!(
+                "failed to read the recipients file `{}`: {e}",
+                self.recipients
+            ))
+        })?;
+        let (certs, _) =
+            pgp::Certs::parse(&bytes).map_err(|e| msg(format!("`{}`: {e}", self.recipients)))?;
         if certs.infos().is_empty() {
-            return Err(msg(format!("the recipients file `{}` holds no key", self.recipients)));
+            return Err(msg(format!(
+                "the recipients file `{}` holds no key",
+                self.recipients
+            )));
         }
         match &self.backend {
             Backend::Key { keys, passphrase } => {
-                pgp::encrypt(pt, &certs, Some((keys, passphrase.as_ref())), armor).map_err(|e| msg(format!("failed to encrypt: {e}")))
+                pgp::encrypt(pt, &certs, Some((keys, passphrase.as_ref())), armor)
+                    .map_err(|e| msg(format!("failed to encrypt: {e}")))
             }
-            Backend::Gpg { signer } => gpg_encrypt(pt, &certs.infos().iter().map(|i| i.armored.clone()).collect::<Vec<_>>(), signer.as_deref(), armor),
+            Backend::Gpg { signer } => gpg_encrypt(
+                pt,
+                &certs
+                    .infos()
+                    .iter()
+                    .map(|i| i.armored.clone())
+                    .collect::<Vec<_>>(),
+                signer.as_deref(),
+                armor,
+            ),
         }
     }
 }
 
 /// `gpg --sign --encrypt` to each key via `--recipient-file` (no import into the user's
 /// keyring, no trust questions), plaintext on stdin.
-fn gpg_encrypt(pt: &[u8], certs: &[String], signer: Option<&str>, armor: bool) -> Result<Vec<u8>, AuthorError> {
+fn gpg_encrypt(
+    pt: &[u8],
+    certs: &[String],
+    signer: Option<&str>,
+    armor: bool,
+) -> Result<Vec<u8>, AuthorError> {
     let dir = private_dir(true)?;
     let mut c = Command::new("gpg");
     c.args(["--batch", "--yes", "--quiet", "--sign", "--encrypt"]);
@@ -242,7 +348,12 @@ fn gpg_encrypt(pt: &[u8], certs: &[String], signer: Option<&str>, armor: bool) -
         fs::write(&p, cert).map_err(|e| msg(format!("failed to write a recipient key: {e}")))?;
         c.arg("--recipient-file").arg(&p);
     }
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| msg(format!("failed to run gpg: {e}")))?;
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| msg(format!("failed to run gpg: {e}")))?;
     let mut stdin = child.stdin.take().ok_or_else(|| msg("gpg: no stdin"))?;
     let input = Zeroizing::new(pt.to_vec());
     let feeder = std::thread::spawn(move || {
@@ -250,7 +361,8 @@ fn gpg_encrypt(pt: &[u8], certs: &[String], signer: Option<&str>, armor: bool) -
     });
     let mut out = Vec::new();
     if let Some(mut o) = child.stdout.take() {
-        o.read_to_end(&mut out).map_err(|e| msg(format!("gpg: {e}")))?;
+        o.read_to_end(&mut out)
+            .map_err(|e| msg(format!("gpg: {e}")))?;
     }
     let mut err = String::new();
     if let Some(mut e) = child.stderr.take() {
@@ -259,38 +371,61 @@ fn gpg_encrypt(pt: &[u8], certs: &[String], signer: Option<&str>, armor: bool) -
     let _ = feeder.join();
     let status = child.wait().map_err(|e| msg(format!("gpg: {e}")))?;
     if !status.success() || out.is_empty() {
-        return Err(msg(format!("gpg could not sign and encrypt: {}", first_lines(&err))));
+        return Err(msg(format!(
+            "gpg could not sign and encrypt: {}",
+            first_lines(&err)
+        )));
     }
     Ok(out)
 }
 
 fn first_lines(s: &str) -> String {
-    s.lines().filter(|l| !l.trim().is_empty()).take(3).collect::<Vec<_>>().join("; ")
+    s.lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn read_private(path: &Utf8Path) -> Result<Zeroizing<Vec<u8>>, AuthorError> {
     let mut f = fs::File::open(path).map_err(|e| msg(format!("failed to read `{path}`: {e}")))?;
-    let meta = f.metadata().map_err(|e| msg(format!("failed to read `{path}`: {e}")))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| msg(format!("failed to read `{path}`: {e}")))?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(InputError::Untrusted {
             path: path.to_owned(),
-            problem: format!("it is readable or writable by group or other (mode {:04o})", meta.permissions().mode() & 0o7777),
+            problem: format!(
+                "it is readable or writable by group or other (mode {:04o})",
+                meta.permissions().mode() & 0o7777
+            ),
             fix: format!("chmod 600 {path}"),
         }
         .into());
     }
     let _ = Trust::RootOnly;
     let mut b = Zeroizing::new(Vec::new());
-    f.read_to_end(&mut b).map_err(|e| msg(format!("failed to read `{path}`: {e}")))?;
+    f.read_to_end(&mut b)
+        .map_err(|e| msg(format!("failed to read `{path}`: {e}")))?;
     Ok(b)
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory, fsync, rename.
 pub fn atomic_write(path: &Utf8Path, bytes: &[u8], mode: u32) -> Result<(), AuthorError> {
-    let dir = path.parent().filter(|d| !d.as_str().is_empty()).unwrap_or(Utf8Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or("vault"), std::process::id()));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_str().is_empty())
+        .unwrap_or(Utf8Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or("vault"),
+        std::process::id()
+    ));
     let r = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
         f.sync_all()?;
@@ -326,13 +461,20 @@ pub fn private_dir(allow_disk: bool) -> Result<tempfile::TempDir, AuthorError> {
         }
     }
     if allow_disk {
-        let d = tempfile::Builder::new().prefix("phx-hook-").tempdir().map_err(|e| msg(format!("temporary directory: {e}")))?;
+        let d = tempfile::Builder::new()
+            .prefix("phx-hook-")
+            .tempdir()
+            .map_err(|e| msg(format!("temporary directory: {e}")))?;
         let _ = fs::set_permissions(d.path(), fs::Permissions::from_mode(0o700));
         return Ok(d);
     }
     Err(msg(format!(
         "no RAM-backed directory for the plaintext (tried {}); a disk-backed one needs --insecure-tmp",
-        candidates.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+        candidates
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     )))
 }
 
@@ -341,7 +483,7 @@ pub fn is_ram_backed(path: &Utf8Path) -> bool {
     nix::sys::statfs::statfs(path.as_std_path())
         .map(|s| {
             let t = s.filesystem_type();
-            t == nix::sys::statfs::TMPFS_MAGIC || t.0 as i64 == 0x8584_58f6
+            t == nix::sys::statfs::TMPFS_MAGIC || t.0 == 0x8584_58f6 // RAMFS_MAGIC
         })
         .unwrap_or(false)
 }
@@ -370,5 +512,20 @@ impl Recipient {
     /// The armored certificate.
     pub fn armored(&self) -> &str {
         &self.armored
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ram_backed_filesystems() {
+        assert!(is_ram_backed(Utf8Path::new("/dev/shm")));
+        assert!(!is_ram_backed(Utf8Path::new("/var/tmp")));
+        let d = private_dir(false).unwrap();
+        let p = Utf8Path::from_path(d.path()).unwrap();
+        assert!(is_ram_backed(p));
+        assert_eq!(fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o700);
     }
 }

@@ -447,9 +447,16 @@ impl fmt::Debug for Vault {
 pub fn check_rollback(state: &Utf8Path, info: &VaultInfo, accept: bool) -> Result<(), VaultError> {
     let accepted = accepted_version(state)?;
     let found = info.version.unwrap_or(0);
-    let err = |detail: String| VaultError::RollbackState { path: state.to_owned(), detail };
+    let err = |detail: String| VaultError::RollbackState {
+        path: state.to_owned(),
+        detail,
+    };
     if found < accepted && !accept {
-        return Err(VaultError::RolledBack { path: info.path.clone(), found, accepted });
+        return Err(VaultError::RolledBack {
+            path: info.path.clone(),
+            found,
+            accepted,
+        });
     }
     if found != accepted || accept {
         if let Some(dir) = state.parent() {
@@ -458,7 +465,12 @@ pub fn check_rollback(state: &Utf8Path, info: &VaultInfo, accept: bool) -> Resul
         let tmp = state.with_extension("tmp");
         use std::os::unix::fs::OpenOptionsExt;
         let write = || -> std::io::Result<()> {
-            let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
             std::io::Write::write_all(&mut f, format!("{found}\n").as_bytes())?;
             f.sync_all()?;
             fs::rename(&tmp, state)
@@ -476,9 +488,15 @@ pub fn check_rollback(state: &Utf8Path, info: &VaultInfo, accept: bool) -> Resul
 
 /// The highest vault version this host accepted (0 if none yet).
 pub fn accepted_version(state: &Utf8Path) -> Result<u64, VaultError> {
-    let err = |detail: String| VaultError::RollbackState { path: state.to_owned(), detail };
+    let err = |detail: String| VaultError::RollbackState {
+        path: state.to_owned(),
+        detail,
+    };
     match fs::read_to_string(state) {
-        Ok(t) => t.trim().parse::<u64>().map_err(|_| err("it does not hold a version number".into())),
+        Ok(t) => t
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| err("it does not hold a version number".into())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(err(e.to_string())),
     }

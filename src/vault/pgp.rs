@@ -26,19 +26,21 @@ pub(crate) enum KeyFileError {
 impl HostKeys {
     /// Parse every secret key in `bytes` (armored or binary).
     pub(crate) fn parse(bytes: &[u8]) -> Result<HostKeys, KeyFileError> {
-        let iter = SignedSecretKey::from_reader_many(bytes)
-            .map_err(|e| KeyFileError::Invalid(e.to_string()))?
-            .0;
         let mut keys = Vec::new();
-        for k in iter {
-            let k = k.map_err(|e| KeyFileError::Invalid(e.to_string()))?;
-            k.verify_bindings().map_err(|e| {
-                KeyFileError::Invalid(format!(
-                    "key {} has invalid self-signatures: {e}",
-                    fpr(&k.primary_key)
-                ))
-            })?;
-            keys.push(k);
+        for block in armor_blocks(bytes) {
+            let iter = SignedSecretKey::from_reader_many(block)
+                .map_err(|e| KeyFileError::Invalid(e.to_string()))?
+                .0;
+            for k in iter {
+                let k = k.map_err(|e| KeyFileError::Invalid(e.to_string()))?;
+                k.verify_bindings().map_err(|e| {
+                    KeyFileError::Invalid(format!(
+                        "key {} has invalid self-signatures: {e}",
+                        fpr(&k.primary_key)
+                    ))
+                })?;
+                keys.push(k);
+            }
         }
         if keys.is_empty() {
             return Err(KeyFileError::NoKeys("no OpenPGP secret key found".into()));
@@ -50,6 +52,23 @@ impl HostKeys {
     pub(crate) fn fingerprints(&self) -> Vec<String> {
         self.keys.iter().map(|k| fpr(&k.primary_key)).collect()
     }
+}
+
+/// A file may hold several armored blocks one after the other (as `cat a.asc b.asc`
+/// makes, and as the recipients file is written); rPGP reads one block per reader.
+fn armor_blocks(bytes: &[u8]) -> Vec<&[u8]> {
+    const BEGIN: &[u8] = b"-----BEGIN PGP ";
+    let starts: Vec<usize> = (0..bytes.len())
+        .filter(|&i| (i == 0 || bytes[i - 1] == b'\n') && bytes[i..].starts_with(BEGIN))
+        .collect();
+    if starts.len() <= 1 {
+        return vec![bytes];
+    }
+    starts
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| &bytes[s..starts.get(k + 1).copied().unwrap_or(bytes.len())])
+        .collect()
 }
 
 fn fpr(k: &impl KeyDetails) -> String {
@@ -69,16 +88,18 @@ impl Certs {
     /// Parse every certificate in `bytes` (armored or binary); certificates whose
     /// self-signatures do not verify are skipped (and named in the second value).
     pub(crate) fn parse(bytes: &[u8]) -> Result<(Certs, Vec<String>), String> {
-        let iter = SignedPublicKey::from_reader_many(bytes)
-            .map_err(|e| e.to_string())?
-            .0;
         let mut certs = Vec::new();
         let mut bad = Vec::new();
-        for c in iter {
-            let c = c.map_err(|e| e.to_string())?;
-            match c.verify_bindings() {
-                Ok(()) => certs.push(c),
-                Err(_) => bad.push(fpr(&c.primary_key)),
+        for block in armor_blocks(bytes) {
+            let iter = SignedPublicKey::from_reader_many(block)
+                .map_err(|e| e.to_string())?
+                .0;
+            for c in iter {
+                let c = c.map_err(|e| e.to_string())?;
+                match c.verify_bindings() {
+                    Ok(()) => certs.push(c),
+                    Err(_) => bad.push(fpr(&c.primary_key)),
+                }
             }
         }
         Ok((Certs { certs }, bad))
@@ -322,7 +343,10 @@ fn io_kind(e: &pgp::errors::Error) -> Option<DecryptError> {
 
 // ---- Writing: key generation, encryption, signing (vault authoring) ----
 
-use pgp::composed::{ArmorOptions, EncryptionCaps, KeyType, MessageBuilder, SecretKeyParamsBuilder, SubkeyParamsBuilder};
+use pgp::composed::{
+    ArmorOptions, EncryptionCaps, KeyType, MessageBuilder, SecretKeyParamsBuilder,
+    SubkeyParamsBuilder,
+};
 use pgp::crypto::{ecc_curve::ECCCurve, hash::HashAlgorithm, sym::SymmetricKeyAlgorithm};
 use pgp::types::CompressionAlgorithm;
 
@@ -339,20 +363,39 @@ pub(crate) struct NewKey {
 pub(crate) fn generate_key(uid: &str) -> Result<NewKey, String> {
     let mut rng = rand::thread_rng();
     let mut enc = SubkeyParamsBuilder::default();
-    enc.key_type(KeyType::ECDH(ECCCurve::Curve25519Legacy)).can_encrypt(EncryptionCaps::All);
+    enc.key_type(KeyType::ECDH(ECCCurve::Curve25519Legacy))
+        .can_encrypt(EncryptionCaps::All);
     let mut p = SecretKeyParamsBuilder::default();
     p.key_type(KeyType::Ed25519Legacy)
         .can_certify(true)
         .can_sign(true)
         .primary_user_id(uid.into())
-        .preferred_symmetric_algorithms(vec![SymmetricKeyAlgorithm::AES256, SymmetricKeyAlgorithm::AES128].into())
+        .preferred_symmetric_algorithms(
+            vec![SymmetricKeyAlgorithm::AES256, SymmetricKeyAlgorithm::AES128].into(),
+        )
         .preferred_hash_algorithms(vec![HashAlgorithm::Sha512, HashAlgorithm::Sha256].into())
-        .preferred_compression_algorithms(vec![CompressionAlgorithm::ZLIB, CompressionAlgorithm::ZIP].into())
+        .preferred_compression_algorithms(
+            vec![CompressionAlgorithm::ZLIB, CompressionAlgorithm::ZIP].into(),
+        )
         .subkeys(vec![enc.build().map_err(|e| e.to_string())?]);
-    let key = p.build().map_err(|e| e.to_string())?.generate(&mut rng).map_err(|e| e.to_string())?;
-    let secret_armored = Zeroizing::new(key.to_armored_string(ArmorOptions::default()).map_err(|e| e.to_string())?);
-    let public_armored = key.to_public_key().to_armored_string(ArmorOptions::default()).map_err(|e| e.to_string())?;
-    Ok(NewKey { secret_armored, public_armored, fingerprint: fpr(&key.primary_key) })
+    let key = p
+        .build()
+        .map_err(|e| e.to_string())?
+        .generate(&mut rng)
+        .map_err(|e| e.to_string())?;
+    let secret_armored = Zeroizing::new(
+        key.to_armored_string(ArmorOptions::default())
+            .map_err(|e| e.to_string())?,
+    );
+    let public_armored = key
+        .to_public_key()
+        .to_armored_string(ArmorOptions::default())
+        .map_err(|e| e.to_string())?;
+    Ok(NewKey {
+        secret_armored,
+        public_armored,
+        fingerprint: fpr(&key.primary_key),
+    })
 }
 
 impl HostKeys {
@@ -360,7 +403,11 @@ impl HostKeys {
     pub(crate) fn public_armored(&self) -> Result<Vec<String>, String> {
         self.keys
             .iter()
-            .map(|k| k.to_public_key().to_armored_string(ArmorOptions::default()).map_err(|e| e.to_string()))
+            .map(|k| {
+                k.to_public_key()
+                    .to_armored_string(ArmorOptions::default())
+                    .map_err(|e| e.to_string())
+            })
             .collect()
     }
 }
@@ -381,11 +428,22 @@ impl Certs {
             .iter()
             .map(|c| CertInfo {
                 fingerprint: fpr(&c.primary_key),
-                user_id: c.details.users.first().map(|u| String::from_utf8_lossy(u.id.id()).into_owned()).unwrap_or_default(),
+                user_id: c
+                    .details
+                    .users
+                    .first()
+                    .map(|u| String::from_utf8_lossy(u.id.id()).into_owned())
+                    .unwrap_or_default(),
                 key_ids: std::iter::once(hex_upper(c.primary_key.legacy_key_id().as_ref()))
-                    .chain(c.public_subkeys.iter().map(|s| hex_upper(s.key.legacy_key_id().as_ref())))
+                    .chain(
+                        c.public_subkeys
+                            .iter()
+                            .map(|s| hex_upper(s.key.legacy_key_id().as_ref())),
+                    )
                     .collect(),
-                armored: c.to_armored_string(ArmorOptions::default()).unwrap_or_default(),
+                armored: c
+                    .to_armored_string(ArmorOptions::default())
+                    .unwrap_or_default(),
             })
             .collect()
     }
@@ -398,7 +456,9 @@ pub(crate) fn recipients_of(ct: &[u8]) -> Result<Vec<String>, String> {
         Message::Encrypted { esk, .. } => Ok(esk
             .iter()
             .filter_map(|e| match e {
-                Esk::PublicKeyEncryptedSessionKey(p) => p.id().ok().map(|id| hex_upper(id.as_ref())),
+                Esk::PublicKeyEncryptedSessionKey(p) => {
+                    p.id().ok().map(|id| hex_upper(id.as_ref()))
+                }
                 Esk::SymKeyEncryptedSessionKey(_) => None,
             })
             .collect()),
@@ -416,7 +476,8 @@ pub(crate) fn encrypt(
     armor: bool,
 ) -> Result<Vec<u8>, String> {
     let mut rng = rand::thread_rng();
-    let mut b = MessageBuilder::from_bytes("", plaintext.to_vec()).seipd_v1(&mut rng, SymmetricKeyAlgorithm::AES256);
+    let mut b = MessageBuilder::from_bytes("", plaintext.to_vec())
+        .seipd_v1(&mut rng, SymmetricKeyAlgorithm::AES256);
     b.compression(CompressionAlgorithm::ZLIB);
     for cert in &to.certs {
         let subs: Vec<_> = cert
@@ -430,7 +491,10 @@ pub(crate) fn encrypt(
             })
             .collect();
         if subs.is_empty() {
-            return Err(format!("{} has no encryption subkey", fpr(&cert.primary_key)));
+            return Err(format!(
+                "{} has no encryption subkey",
+                fpr(&cert.primary_key)
+            ));
         }
         for sub in subs {
             b.encrypt_to_key(&mut rng, sub).map_err(|e| e.to_string())?;
@@ -441,14 +505,19 @@ pub(crate) fn encrypt(
         let pw = pw.map_or_else(Password::empty, |p| Password::from(p.as_slice()));
         // A signing subkey if there is one, else the primary (which gpg and rPGP keys
         // made with [SC] have).
-        let sub = key.secret_subkeys.iter().find(|s| s.signatures.iter().any(|sig| sig.key_flags().sign()));
+        let sub = key
+            .secret_subkeys
+            .iter()
+            .find(|s| s.signatures.iter().any(|sig| sig.key_flags().sign()));
         match sub {
             Some(s) => b.sign(&s.key, pw, HashAlgorithm::Sha256),
             None => b.sign(&key.primary_key, pw, HashAlgorithm::Sha256),
         };
     }
     if armor {
-        b.to_armored_string(&mut rng, ArmorOptions::default()).map(String::into_bytes).map_err(|e| e.to_string())
+        b.to_armored_string(&mut rng, ArmorOptions::default())
+            .map(String::into_bytes)
+            .map_err(|e| e.to_string())
     } else {
         b.to_vec(&mut rng).map_err(|e| e.to_string())
     }

@@ -174,13 +174,20 @@ fn example_manifests_check_against_a_gpg_vault() {
 /// test build of the binary.
 #[test]
 fn the_demo_runs_end_to_end() {
-    let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/demo.sh"))
-        .arg(BIN)
-        .env_remove("PHX_HOOK_CONFIG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scripts/demo.sh"
+    ))
+    .arg(BIN)
+    .env_remove("PHX_HOOK_CONFIG")
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{text}");
     for want in [
         "checked 2 guests: 2 ok",
@@ -192,7 +199,10 @@ fn the_demo_runs_end_to_end() {
         "vault key `samba/passwrod` does not exist",
         "failed its integrity check",
     ] {
-        assert!(text.contains(want), "the demo's output lacks {want:?}:\n{text}");
+        assert!(
+            text.contains(want),
+            "the demo's output lacks {want:?}:\n{text}"
+        );
     }
     assert!(!text.contains("demo-samba-pw"));
 }

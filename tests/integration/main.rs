@@ -3,6 +3,7 @@
 
 #![allow(unreachable_pub, missing_docs)]
 
+mod authoring;
 mod cli;
 mod guests;
 mod hook;
