@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod plan;
 pub mod pve;
 pub mod register;
+pub mod scan;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
 pub mod syslog;

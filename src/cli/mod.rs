@@ -8,6 +8,7 @@ mod hook;
 mod inject;
 mod register;
 mod run;
+mod scan;
 mod status;
 mod vault;
 
@@ -112,6 +113,8 @@ enum Command {
     Vault(vault::VaultArgs),
     /// Run a host command with secrets from the vault in its environment (never argv).
     Run(run::RunArgs),
+    /// Find hardcoded secrets in scripts and configs (and their git history); migrate them.
+    Scan(scan::ScanArgs),
     /// The detached delivery worker (started by the post-start hook).
     #[command(name = "__worker", hide = true)]
     Worker {
@@ -201,6 +204,7 @@ fn dispatch(global: &Global, mode: Mode) -> Result<Exit, Error> {
                 Command::Doctor(args) => status::doctor(args, &ctx),
                 Command::Vault(args) => vault::run(args, &ctx),
                 Command::Run(args) => run::run(args, &ctx),
+                Command::Scan(args) => scan::run(args, &ctx),
                 Command::Worker { .. } => Ok(Exit::Usage),
             }
         }

@@ -43,19 +43,19 @@ pub(crate) struct VaultArgs {
 pub(crate) struct KeyArgs {
     /// Decrypt and sign with this secret key file (rPGP) instead of your gpg.
     #[arg(long, value_name = "FILE")]
-    key: Option<Utf8PathBuf>,
+    pub(crate) key: Option<Utf8PathBuf>,
 
     /// The passphrase of --key, from this file.
     #[arg(long, value_name = "FILE", requires = "key")]
-    key_passphrase_file: Option<Utf8PathBuf>,
+    pub(crate) key_passphrase_file: Option<Utf8PathBuf>,
 
     /// Use the host key from the config (on the hypervisor itself).
     #[arg(long, conflicts_with = "key")]
-    host: bool,
+    pub(crate) host: bool,
 
     /// gpg: the key to sign with (`--local-user`); default: gpg's default key.
     #[arg(long, value_name = "KEYID")]
-    signer: Option<String>,
+    pub(crate) signer: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

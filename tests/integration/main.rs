@@ -10,6 +10,7 @@ mod hook;
 mod inputs;
 mod lxc;
 mod qga;
+mod scan;
 mod sim;
 mod util;
 mod vault;

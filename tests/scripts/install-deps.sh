@@ -7,8 +7,10 @@ set -euo pipefail
 # qemu-guest-agent: the real agent, confined to a directory, plays a VM.
 # qemu-system-x86, busybox-static: a real VM (TCG) with a busybox + qemu-ga initramfs.
 # lxc: real containers, privileged and idmapped.
-# python3: the qm/pct stand-ins of the simulated Proxmox node. util-linux (unshare) is always there.
-pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc python3)
+# python3: the qm/pct stand-ins of the simulated Proxmox node; python3-jsonschema validates
+# SARIF output against the shipped schema; git: scan --history and vault --history.
+# util-linux (unshare) is always there.
+pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc python3 python3-jsonschema git)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,350 @@
+//! `phx-hook scan` on a labelled corpus written for this project (tests/scan-corpus:
+//! every true secret's `file:line` in labels.txt, every other line a negative), git
+//! history, the three output formats (SARIF validated against the 2.1.0 schema),
+//! baselines, and migration into the vault with the rewritten script still working.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use camino::Utf8PathBuf;
+
+use crate::util::*;
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scan-corpus");
+
+fn scan(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .arg("scan")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PHX_HOOK_CONFIG")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// The true values in the corpus, as the scanner itself extracts them (to check no
+/// output ever holds one).
+fn corpus_values() -> Vec<String> {
+    let (findings, _) = phx_hook::scan::scan_paths(&[Utf8PathBuf::from(CORPUS)], false);
+    findings
+        .iter()
+        .map(|f| f.value.to_string())
+        .filter(|v| v.len() >= 6)
+        .collect()
+}
+
+#[test]
+fn precision_and_recall_on_the_labelled_corpus() {
+    let labels: BTreeSet<String> = fs::read_to_string(format!("{CORPUS}/labels.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    let r = scan(Path::new(CORPUS), &["--format", "json", "."]);
+    assert_eq!(r.code, 1, "findings make the exit status 1: {}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let mut reported: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in v.as_array().unwrap() {
+        if f["severity"] == "info" {
+            continue;
+        }
+        let path = f["path"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("./")
+            .to_string();
+        reported
+            .entry(format!("{path}:{}", f["line"]))
+            .or_default()
+            .push(f["rule"].as_str().unwrap().to_string());
+    }
+    let found: BTreeSet<String> = reported.keys().cloned().collect();
+    let tp = labels.intersection(&found).count();
+    let fp: Vec<&String> = found.difference(&labels).collect();
+    let fneg: Vec<&String> = labels.difference(&found).collect();
+    // Near-misses: unlabelled lines that mention a secret-ish word.
+    let mut near_misses = 0;
+    for entry in walk(Path::new(CORPUS)) {
+        let rel = entry
+            .strip_prefix(CORPUS)
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .to_string();
+        if rel == "labels.txt" {
+            continue;
+        }
+        for (i, line) in fs::read_to_string(&entry).unwrap().lines().enumerate() {
+            let l = line.to_ascii_lowercase();
+            let mentions = [
+                "pass",
+                "pw",
+                "secret",
+                "token",
+                "key",
+                "auth",
+                "-----begin",
+                "://",
+            ]
+            .iter()
+            .any(|w| l.contains(w));
+            if mentions && !labels.contains(&format!("{rel}:{}", i + 1)) {
+                near_misses += 1;
+            }
+        }
+    }
+    let precision = tp as f64 / found.len().max(1) as f64;
+    let recall = tp as f64 / labels.len() as f64;
+    println!(
+        "scan corpus: {} true secrets, {near_misses} near-misses; TP {tp}, FP {}, FN {}; precision {precision:.3}, recall {recall:.3}",
+        labels.len(),
+        fp.len(),
+        fneg.len()
+    );
+    assert!(
+        labels.len() >= 60,
+        "the corpus needs at least 60 true secrets"
+    );
+    assert!(
+        near_misses >= 60,
+        "the corpus needs at least 60 near-misses, has {near_misses}"
+    );
+    assert!(recall >= 0.95, "recall {recall:.3}; missed: {fneg:?}");
+    assert!(
+        precision >= 0.9,
+        "precision {precision:.3}; false positives: {fp:?}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
+#[test]
+fn no_output_format_holds_a_value_and_sarif_validates() {
+    let values = corpus_values();
+    assert!(values.len() >= 50);
+    for fmt in ["text", "json", "sarif"] {
+        let r = scan(Path::new(CORPUS), &["--format", fmt, "."]);
+        assert_eq!(r.code, 1);
+        for v in &values {
+            assert!(!r.all().contains(v.as_str()), "{fmt} output holds a value");
+        }
+        if fmt == "text" {
+            r.assert_contains("scripts/setup-samba.sh:6:25: secret-assignment [high] smb_password = Ph****** (16 chars)");
+        }
+        if fmt == "sarif" {
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("out.sarif");
+            fs::write(&out, &r.stdout).unwrap();
+            let schema = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/sarif-schema-2.1.0.json"
+            );
+            let check = Command::new("python3")
+                .args(["-c", "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))); print('valid')"])
+                .arg(&out)
+                .arg(schema)
+                .output()
+                .unwrap();
+            assert!(
+                check.status.success(),
+                "SARIF does not validate: {}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+            assert!(v["runs"][0]["results"].as_array().unwrap().len() >= 60);
+        }
+    }
+}
+
+#[test]
+fn history_finds_a_secret_deleted_later_with_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| sh(Command::new("git").arg("-C").arg(dir.path()).args(args));
+    git(&["init", "-q"]);
+    git(&["config", "user.email", "t@t"]);
+    git(&["config", "user.name", "t"]);
+    fs::write(
+        dir.path().join("deploy.sh"),
+        "#!/bin/sh\nDB_PASSWORD=\"Hist0ry-Leak-Pw\"\n",
+    )
+    .unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-qm", "add deploy"]);
+    let first = String::from_utf8(git(&["rev-parse", "HEAD"]).stdout).unwrap();
+    fs::write(
+        dir.path().join("deploy.sh"),
+        "#!/bin/sh\nDB_PASSWORD=\"${DB_PASSWORD:?missing}\"\n",
+    )
+    .unwrap();
+    git(&["commit", "-qam", "remove the secret"]);
+    // The working tree is clean now...
+    scan(dir.path(), &["."]).assert_code(0);
+    // ...but the history still leaks it, and says where.
+    let r = scan(dir.path(), &["--history", "."]);
+    r.assert_code(1)
+        .assert_contains("deploy.sh:2:")
+        .assert_contains(&format!("(commit {})", &first[..12]))
+        .assert_lacks("Hist0ry-Leak-Pw");
+}
+
+#[test]
+fn baselines_and_fail_on() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("a.env"),
+        "API_TOKEN=Ba5eline-Known-Tok3n\nDB_PASSWORD=changeme\n",
+    )
+    .unwrap();
+    scan(dir.path(), &["."]).assert_code(1);
+    scan(dir.path(), &["--fail-on", "medium", "."]).assert_code(1);
+    scan(dir.path(), &["--write-baseline", "base.json", "."]).assert_code(0);
+    let base = fs::read_to_string(dir.path().join("base.json")).unwrap();
+    assert!(!base.contains("Ba5eline"), "the baseline holds a value");
+    let r = scan(dir.path(), &["--baseline", "base.json", "."]);
+    r.assert_code(0)
+        .assert_contains("2 suppressed by the baseline");
+    // A new secret is not covered by the baseline.
+    fs::write(
+        dir.path().join("a.env"),
+        "API_TOKEN=Ba5eline-Known-Tok3n\nDB_PASSWORD=changeme\nNEW_SECRET=N3w-Not-In-Base\n",
+    )
+    .unwrap();
+    scan(dir.path(), &["--baseline", "base.json", "."])
+        .assert_code(1)
+        .assert_contains("NEW_SECRET");
+    // changeme alone is low: --fail-on medium passes.
+    fs::write(dir.path().join("a.env"), "DB_PASSWORD=changeme\n").unwrap();
+    scan(dir.path(), &["--fail-on", "medium", "."]).assert_code(0);
+    // .gitignore is honoured.
+    fs::write(dir.path().join(".gitignore"), "a.env\n").unwrap();
+    fs::write(dir.path().join("a.env"), "API_TOKEN=Ign0red-By-Git\n").unwrap();
+    scan(dir.path(), &["."]).assert_code(0);
+    scan(dir.path(), &["--no-ignore", "."]).assert_code(1);
+}
+
+#[test]
+fn migration_moves_secrets_into_the_vault_and_the_script_still_works() {
+    // A realistic script tree: the Samba setup script and an app env file.
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    fs::create_dir_all(t.join("scripts")).unwrap();
+    fs::create_dir_all(t.join("config")).unwrap();
+    fs::create_dir_all(t.join("bin")).unwrap();
+    let script = t.join("scripts/phoenix-samba-setup.sh");
+    fs::write(
+        &script,
+        "#!/bin/bash\nset -euo pipefail\nsetup_samba() {\n    local smb_password=\"Ph0enix-Smb!2024\"\n    local smb_user=\"phoenix\"\n    echo -e \"Ph0enix-Smb!2024\\nPh0enix-Smb!2024\" | smbpasswd -s -a \"$smb_user\"\n}\nsetup_samba\n",
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(
+        t.join("config/app.env"),
+        "DATABASE_PASS=Xq8-vRt2-pLm9\nLOG_LEVEL=info\n",
+    )
+    .unwrap();
+    // smbpasswd stand-in: records what it was given on stdin.
+    let seen = t.join("smbpasswd.stdin");
+    fs::write(
+        t.join("bin/smbpasswd"),
+        format!("#!/bin/sh\ncat > {}\n", seen.display()),
+    )
+    .unwrap();
+    fs::set_permissions(t.join("bin/smbpasswd"), fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        t.join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    sh(Command::new(&script).env("PATH", &path));
+    let before = fs::read(&seen).unwrap();
+    assert_eq!(before, b"Ph0enix-Smb!2024\nPh0enix-Smb!2024\n");
+
+    // A host with a vault.
+    let n = Node::new();
+    n.run(&["vault", "init"]).assert_code(0);
+    let scan_n = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(n.path("phx-hook.yaml"))
+            .arg("scan")
+            .args(args)
+            .current_dir(t)
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    };
+    // Proposal only: diffs, no values, nothing written.
+    let r = scan_n(&["--migrate", "."]);
+    r.assert_code(0)
+        .assert_contains("#   phoenix-samba-setup/smb_password")
+        .assert_contains("+    local smb_password=\"${SMB_PASSWORD:?missing}\"")
+        .assert_contains("# run it as: phx-hook run --env SMB_PASSWORD=phoenix-samba-setup/smb_password -- scripts/phoenix-samba-setup.sh")
+        .assert_contains("+DATABASE_PASS={{ phx://app/database_pass }}")
+        .assert_lacks("Ph0enix-Smb!2024")
+        .assert_lacks("Xq8-vRt2-pLm9");
+    assert!(
+        fs::read_to_string(&script)
+            .unwrap()
+            .contains("Ph0enix-Smb!2024"),
+        "--migrate alone wrote something"
+    );
+    // Write: the vault holds the values, the files are rewritten, a rescan is clean.
+    scan_n(&["--migrate", "--write", "--host", "."]).assert_code(0);
+    scan_n(&["."]).assert_code(0);
+    let get = |k: &str| n.run(&["vault", "get", k, "--host"]).stdout;
+    assert_eq!(get("phoenix-samba-setup/smb_password"), "Ph0enix-Smb!2024");
+    assert_eq!(get("app/database_pass"), "Xq8-vRt2-pLm9");
+    assert_eq!(
+        fs::metadata(&script).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    // The rewritten script, run under phx-hook run, gives smbpasswd the same input.
+    fs::remove_file(&seen).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(n.path("phx-hook.yaml"))
+        .args([
+            "run",
+            "--env",
+            "SMB_PASSWORD=phoenix-samba-setup/smb_password",
+            "--",
+        ])
+        .arg(&script)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read(&seen).unwrap(), before);
+    // Without phx-hook run the script refuses to run with an empty password.
+    let out = Command::new(&script).env("PATH", &path).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SMB_PASSWORD: missing"));
+}
