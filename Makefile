@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint demo ci deps forbid
+.PHONY: all build test lint demo ci deps forbid bench
 
 all: build
 
@@ -29,3 +29,12 @@ demo: deps build
 	tests/scripts/demo.sh target/release/phx-hook
 
 ci: lint test
+
+## bench: whole-process and in-process benchmarks; writes BENCHMARKS.md (several minutes).
+bench: deps
+	tests/scripts/install-deps.sh bench
+	$(CARGO) build --release --locked
+	mkdir -p target/bench
+	python3 bench/fixtures.py target/bench/fx >/dev/null
+	PHX_BENCH_FIXTURES=$(CURDIR)/target/bench/fx $(CARGO) bench --locked --bench inprocess 2>/dev/null | grep -E "^[a-z].*|time:" | paste - - | sed 's/  */ /g' > target/bench/criterion.txt
+	python3 bench/run.py target/release/phx-hook target/bench BENCHMARKS.md target/bench/criterion.txt

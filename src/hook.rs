@@ -120,7 +120,8 @@ pub fn prepare(cfg: &Config, vmid: Vmid) -> Check {
             )],
         );
     }
-    let vault = match Vault::open(cfg) {
+    let wanted = crate::vault::Wanted::new(m.files.iter().flat_map(|f| f.content.keys()));
+    let vault = match Vault::open_for(cfg, &wanted) {
         Ok(v) => v,
         Err(e) => return failed(vmid, required, &[e.to_string()]),
     };

@@ -85,6 +85,12 @@ pub trait Transport {
 
     /// Run `argv` in the guest (no shell) and wait for it, bounded.
     fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError>;
+
+    /// How much work reached the guest so far: agent requests (qga), `pct` invocations
+    /// (pct) or processes started (native). Reported by benchmarks and `inject --json`.
+    fn calls(&self) -> u32 {
+        0
+    }
 }
 
 /// What happened to one file.
@@ -139,6 +145,8 @@ pub struct Report {
     pub files: Vec<FileResult>,
     /// Per `after` command.
     pub after: Vec<AfterResult>,
+    /// The transport's [`Transport::calls`] for this delivery.
+    pub transport_calls: u32,
 }
 
 impl Report {
@@ -192,6 +200,7 @@ pub fn execute(plan: &Plan, t: &mut dyn Transport, progress: &mut dyn FnMut(Even
             report.after.push(r);
         }
     }
+    report.transport_calls = t.calls();
     report
 }
 

@@ -224,6 +224,10 @@ impl Transport for PctTransport {
         "pct"
     }
 
+    fn calls(&self) -> u32 {
+        self.invocations
+    }
+
     fn deliver(&mut self, d: &Delivery) -> Result<Verified, DeliverError> {
         self.deliver_all(std::slice::from_ref(d))
             .pop()

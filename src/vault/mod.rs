@@ -295,6 +295,19 @@ impl Vault {
 
     /// [`Vault::open`] with a choice of what rollback protection does.
     pub fn open_with(cfg: &Config, rollback: Rollback) -> Result<Vault, VaultError> {
+        Vault::open_filtered(cfg, rollback, None)
+    }
+
+    /// Open, indexing only the keys in `only` (see [`Wanted`]).
+    pub fn open_for(cfg: &Config, only: &Wanted) -> Result<Vault, VaultError> {
+        Vault::open_filtered(cfg, Rollback::Enforce, Some(only))
+    }
+
+    fn open_filtered(
+        cfg: &Config,
+        rollback: Rollback,
+        only: Option<&Wanted>,
+    ) -> Result<Vault, VaultError> {
         let key_bytes = read_secret_file(&cfg.key, MAX_VAULT_BYTES)?;
         let keys = pgp::HostKeys::parse(&key_bytes).map_err(|e| VaultError::BadKey {
             path: cfg.key.clone(),
@@ -384,7 +397,7 @@ impl Vault {
             recipients: d.recipients,
             secrets: 0,
         };
-        let v = Vault::from_plaintext(&d.plaintext, info)?;
+        let v = Vault::index(&d.plaintext, info, only)?;
         match rollback {
             Rollback::Enforce => check_rollback(&cfg.rollback_state, &v.info, false)?,
             Rollback::Accept => check_rollback(&cfg.rollback_state, &v.info, true)?,
@@ -394,7 +407,26 @@ impl Vault {
     }
 
     /// Index a plaintext JSON object.
-    pub fn from_plaintext(plaintext: &[u8], mut info: VaultInfo) -> Result<Vault, VaultError> {
+    pub fn from_plaintext(plaintext: &[u8], info: VaultInfo) -> Result<Vault, VaultError> {
+        Vault::index(plaintext, info, None)
+    }
+
+    /// [`Vault::from_plaintext`], indexing only the keys in `only`.
+    pub fn from_plaintext_for(
+        plaintext: &[u8],
+        info: VaultInfo,
+        only: &Wanted,
+    ) -> Result<Vault, VaultError> {
+        Vault::index(plaintext, info, Some(only))
+    }
+
+    /// Index only `wanted` keys (and the objects on their way), skipping the rest of the
+    /// plaintext without copying it: what a hook needs for one guest.
+    fn index(
+        plaintext: &[u8],
+        mut info: VaultInfo,
+        only: Option<&Wanted>,
+    ) -> Result<Vault, VaultError> {
         let path = info.path.clone();
         let mut entries = BTreeMap::new();
         let mut version = None;
@@ -402,6 +434,7 @@ impl Vault {
         let seed = Root {
             entries: &mut entries,
             version: &mut version,
+            only,
         };
         if let Err(e) = seed.deserialize(&mut de).and_then(|()| de.end()) {
             return Err(json_error(&path, &e));
@@ -604,6 +637,35 @@ fn read_vault(path: &Utf8Path) -> Result<Vec<u8>, VaultError> {
 struct Root<'a> {
     entries: &'a mut BTreeMap<String, Entry>,
     version: &'a mut Option<u64>,
+    only: Option<&'a Wanted>,
+}
+
+/// The keys one guest needs, and every prefix on their way.
+pub struct Wanted {
+    keys: std::collections::HashSet<String>,
+    prefixes: std::collections::HashSet<String>,
+}
+
+impl Wanted {
+    /// The keys in `keys`.
+    pub fn new<'k>(keys: impl IntoIterator<Item = &'k KeyPath>) -> Wanted {
+        let mut w = Wanted {
+            keys: Default::default(),
+            prefixes: Default::default(),
+        };
+        for k in keys {
+            let s = k.as_str();
+            for (i, _) in s.match_indices('/') {
+                w.prefixes.insert(s[..i].to_string());
+            }
+            w.keys.insert(s.to_string());
+        }
+        w
+    }
+
+    fn wants(&self, path: &str) -> bool {
+        self.keys.contains(path) || self.prefixes.contains(path)
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Root<'_> {
@@ -624,11 +686,16 @@ impl<'de> Visitor<'de> for Root<'_> {
                 *self.version = map.next_value_seed(Meta)?;
                 continue;
             }
+            if self.only.is_some_and(|w| !w.wants(&key)) {
+                map.next_value::<de::IgnoredAny>()?;
+                continue;
+            }
             check_segment::<A::Error>("", &key)?;
             insert::<A::Error>(self.entries, &key, Entry::Object)?;
             map.next_value_seed(Node {
                 entries: self.entries,
                 path: key,
+                only: self.only,
             })?;
         }
         Ok(())
@@ -692,6 +759,7 @@ fn insert<E: de::Error>(
 struct Node<'a> {
     entries: &'a mut BTreeMap<String, Entry>,
     path: String,
+    only: Option<&'a Wanted>,
 }
 
 impl<'de> DeserializeSeed<'de> for Node<'_> {
@@ -744,10 +812,15 @@ impl<'de> Visitor<'de> for Node<'_> {
         while let Some(key) = map.next_key::<String>()? {
             check_segment::<A::Error>(&self.path, &key)?;
             let path = format!("{}/{key}", self.path);
+            if self.only.is_some_and(|w| !w.wants(&path)) {
+                map.next_value::<de::IgnoredAny>()?;
+                continue;
+            }
             insert::<A::Error>(self.entries, &path, Entry::Object)?;
             map.next_value_seed(Node {
                 entries: self.entries,
                 path,
+                only: self.only,
             })?;
         }
         Ok(())

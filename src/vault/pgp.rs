@@ -32,13 +32,11 @@ impl HostKeys {
                 .map_err(|e| KeyFileError::Invalid(e.to_string()))?
                 .0;
             for k in iter {
+                // No `verify_bindings` here: this is the host's own secret key from a
+                // root-only file, so binding signatures (which stop a stranger's subkey
+                // being attached to a certificate) protect nothing, and checking them
+                // costs an Ed25519 verification per key on every guest start.
                 let k = k.map_err(|e| KeyFileError::Invalid(e.to_string()))?;
-                k.verify_bindings().map_err(|e| {
-                    KeyFileError::Invalid(format!(
-                        "key {} has invalid self-signatures: {e}",
-                        fpr(&k.primary_key)
-                    ))
-                })?;
                 keys.push(k);
             }
         }

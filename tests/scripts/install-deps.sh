@@ -11,6 +11,8 @@ set -euo pipefail
 # SARIF output against the shipped schema; git: scan --history and vault --history.
 # util-linux (unshare) is always there.
 pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc python3 python3-jsonschema git)
+# make bench also needs: the baseline hook's jq, hyperfine, valgrind (callgrind).
+if [ "${1:-}" = bench ]; then pkgs+=(jq hyperfine valgrind); fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -37,6 +37,8 @@ const ORDERED_NAMESPACES: [(&str, CloneFlags); 2] = [
 
 /// The native transport for one container.
 pub struct NativeTransport {
+    /// Processes started so far (`lxc-info`, the forked writer, `lxc-attach`).
+    pub processes: u32,
     vmid: Vmid,
     lxc_info: String,
     lxc_attach: String,
@@ -48,6 +50,7 @@ impl NativeTransport {
     /// container's init pid (`<lxc_info> -n <vmid> -p`) and run `after` commands in it.
     pub fn new(vmid: Vmid, lxc_info: &str, lxc_attach: &str, timeout: Duration) -> NativeTransport {
         NativeTransport {
+            processes: 0,
             vmid,
             lxc_info: lxc_info.to_string(),
             lxc_attach: lxc_attach.to_string(),
@@ -237,7 +240,9 @@ fn one_line(s: &str) -> String {
 }
 
 impl NativeTransport {
-    fn run_child(&self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
+    fn run_child(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
+        // One `lxc-info`, one forked writer for all files.
+        self.processes += 2;
         let fail_all = |e: DeliverError| files.iter().map(|_| Err(e.clone())).collect();
         let pid = match self.init_pid() {
             Ok(p) => p,
@@ -346,6 +351,10 @@ impl Transport for NativeTransport {
         "native"
     }
 
+    fn calls(&self) -> u32 {
+        self.processes
+    }
+
     fn deliver(&mut self, d: &Delivery) -> Result<Verified, DeliverError> {
         self.run_child(std::slice::from_ref(d))
             .pop()
@@ -357,6 +366,7 @@ impl Transport for NativeTransport {
     }
 
     fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError> {
+        self.processes += 1;
         run_attached(
             &self.lxc_attach,
             self.vmid,

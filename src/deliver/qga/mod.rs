@@ -330,6 +330,10 @@ impl Transport for QgaTransport {
         "qga"
     }
 
+    fn calls(&self) -> u32 {
+        self.round_trips
+    }
+
     fn deliver(&mut self, d: &Delivery) -> Result<Verified, DeliverError> {
         let mut c = self.connect()?;
         let tmp = temp_name(d);
