@@ -9,8 +9,10 @@ all: build
 deps:
 	tests/scripts/install-deps.sh
 
+## build: the release binary, statically linked (static-pie: no dynamic loader work at
+## every guest start; see BENCHMARKS.md).
 build:
-	$(CARGO) build --release --locked
+	$(CARGO) rustc --release --locked --bin phx-hook -- -C target-feature=+crt-static
 
 ## test: install what the tests need, then run them all (unit + integration, as root).
 test: deps
@@ -33,7 +35,7 @@ ci: lint test
 ## bench: whole-process and in-process benchmarks; writes BENCHMARKS.md (several minutes).
 bench: deps
 	tests/scripts/install-deps.sh bench
-	$(CARGO) build --release --locked
+	$(MAKE) build
 	mkdir -p target/bench
 	python3 bench/fixtures.py target/bench/fx >/dev/null
 	PHX_BENCH_FIXTURES=$(CURDIR)/target/bench/fx $(CARGO) bench --locked --bench inprocess 2>/dev/null | grep -E "^[a-z].*|time:" | paste - - | sed 's/  */ /g' > target/bench/criterion.txt

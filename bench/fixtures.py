@@ -39,8 +39,9 @@ for n in (100, 1000, 10000):
         if not os.path.exists(out):
             subprocess.run(gpg + ["--trust-model", "always", "-r", fpr, "-o", out, "-e"], input=plain, check=True)
 
-def manifest(vmid, nfiles, guest):
-    ks = names[1000][:: max(1, 1000 // nfiles)][:nfiles]
+def manifest(vmid, nfiles, guest, n):
+    pool = names[min(n, 1000)]
+    ks = pool[:: max(1, len(pool) // nfiles)][:nfiles]
     y = [f"guest: {guest}", "files:"] + [f"  - {{dest: /etc/bench/f{i:03d}.secret, key: {k}}}" for i, k in enumerate(ks)]
     return "\n".join(y) + "\n", {"keys": ks}
 
@@ -51,14 +52,14 @@ for n in (100, 1000, 10000):
             os.makedirs(os.path.join(node, sub), exist_ok=True)
         os.chmod(node, 0o755)
         for vmid, nf, guest in [(201, 10, "qemu"), (202, 100, "qemu"), (203, 20, "qemu"), (301, 20, "lxc"), (302, 20, "lxc")]:
-            y, j = manifest(vmid, nf, guest)
+            y, j = manifest(vmid, nf, guest, n)
             open(os.path.join(node, f"manifests/{vmid}.yaml"), "w").write(y)
             json.dump(j, open(os.path.join(node, f"baseline/{vmid}.json"), "w"))
             sub = "qemu-server" if guest == "qemu" else "lxc"
             open(os.path.join(node, f"pve/{sub}/{vmid}.conf"), "w").write("agent: 1\n" if guest == "qemu" else "arch: amd64\n")
         # The boot storm: 100 guests with 10-file manifests.
         for vmid in range(400, 500):
-            y, j = manifest(vmid, 10, "qemu")
+            y, j = manifest(vmid, 10, "qemu", n)
             open(os.path.join(node, f"manifests/{vmid}.yaml"), "w").write(y)
             open(os.path.join(node, f"pve/qemu-server/{vmid}.conf"), "w").write("agent: 1\n")
         cfg = f"""vault: {d}/vault-{n}-{alg}.gpg

@@ -55,15 +55,19 @@ def stats(xs):
 def ms(x):
     return f"{x * 1000:.2f} ms"
 
-def ab(name, a, b, env, rounds=30, warmup=3):
-    """A/B interleaved: A, B, A, B, ... so that both see the same machine state."""
-    for _ in range(warmup):
-        timed(a, env); timed(b, env)
+def ab(name, a, b, env, rounds=10, runs=5):
+    """A/B interleaved in short batches (hyperfine A then B, 5 runs each, 10 times), so
+    both see the same machine state; hyperfine -N times each process with no shell."""
     ta, tb = [], []
     for _ in range(rounds):
-        ta.append(timed(a, env)[0]); tb.append(timed(b, env)[0])
-    sa, sb = stats(ta), stats(tb)
-    return sa, sb
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+            path = f.name
+        subprocess.run(["hyperfine", "-N", "--warmup", "1", "--runs", str(runs), "--export-json", path, "--style", "none",
+                        " ".join(a), " ".join(b)], env=env, check=True, capture_output=True)
+        res = json.load(open(path))["results"]
+        os.unlink(path)
+        ta += res[0]["times"]; tb += res[1]["times"]
+    return stats(ta), stats(tb)
 
 def hyperfine(cmds, env, runs=30, warmup=3, ignore=False):
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
@@ -240,9 +244,10 @@ with open(OUT, "w") as f:
     f.write("- The baseline (`bench/baseline-hook.sh`): the hook an administrator would write: `gpg --batch --decrypt` (host key "
             "in a GnuPG home, gpg-agent warm) piped into one `jq` call that checks every key of a JSON manifest, exit 1 if "
             "one is missing.\n")
-    f.write("- Method: phx-hook vs baseline pairs are A/B interleaved (A, B, A, B, ... 30 rounds after 3 warm-up pairs) by "
-            "`bench/run.py`, timing each process until it exited and both its pipes closed; single-binary figures use "
-            "`hyperfine -N --warmup 3 --runs 30`; medians with min-max. The machine is a noisy shared VM: medians and "
+    f.write("- Method: phx-hook vs baseline pairs are A/B interleaved by `bench/run.py`: 10 alternating batches of "
+            "`hyperfine -N --runs 5` (A then B), 50 runs each; single-binary figures use `hyperfine -N --warmup 3 --runs 30`; "
+            "figures that must include pipe closing (post-start) or a real guest are timed by run.py itself from spawn until "
+            "the process exited and both pipes closed (that adds Python's spawn cost, ~1 ms); medians with min-max. The machine is a noisy shared VM: medians and "
             "ratios from the same run are what to compare.\n\n")
     f.write("## Targets\n\n| what | command | median | min - max | ratio | target | met |\n|---|---|---|---|---|---|---|\n")
     for what, cmd, st, ratio, target, met in rows:
