@@ -35,8 +35,12 @@ ci: lint test
 ## bench: whole-process and in-process benchmarks; writes BENCHMARKS.md (several minutes).
 bench: deps
 	tests/scripts/install-deps.sh bench
-	$(MAKE) build
 	mkdir -p target/bench
+	$(MAKE) build
+	cp target/release/phx-hook target/bench/phx-hook
+	$(CARGO) rustc --release --locked --bin phx-hook --config 'profile.release.strip="none"' -- -C target-feature=+crt-static
+	cp target/release/phx-hook target/bench/phx-hook-symbols
 	python3 bench/fixtures.py target/bench/fx >/dev/null
+	python3 bench/run.py target/bench/phx-hook target/bench BENCHMARKS.md target/bench/criterion.txt
 	PHX_BENCH_FIXTURES=$(CURDIR)/target/bench/fx $(CARGO) bench --locked --bench inprocess 2>/dev/null | grep -E "^[a-z].*|time:" | paste - - | sed 's/  */ /g' > target/bench/criterion.txt
-	python3 bench/run.py target/release/phx-hook target/bench BENCHMARKS.md target/bench/criterion.txt
+	python3 bench/run.py --criterion-only target/bench/criterion.txt BENCHMARKS.md

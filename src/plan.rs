@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 use crate::input::Place;
 use crate::manifest::{Content, Decode, Manifest, Owner, Part};
 use crate::types::{GuestKind, GuestPath, KeyPath, Vmid};
+use crate::vault::doc::json_string;
 use crate::vault::{Secret, Vault};
 
 /// Everything to deliver to one guest.
@@ -252,28 +253,6 @@ fn env_line(out: &mut Zeroizing<Vec<u8>>, name: &str, value: &[u8]) {
         out.push(b'\'');
     }
     out.push(b'\n');
-}
-
-/// A JSON string literal. `value` is UTF-8 (it came from the vault's JSON).
-fn json_string(out: &mut Zeroizing<Vec<u8>>, value: &[u8]) {
-    out.push(b'"');
-    for &b in value {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0..=0x1f => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 15) as usize]);
-            }
-            _ => out.push(b),
-        }
-    }
-    out.push(b'"');
 }
 
 #[cfg(test)]

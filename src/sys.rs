@@ -10,13 +10,14 @@ use nix::unistd::{ForkResult, Pid};
 /// Fork; in the child run `work` and `_exit` with its return value. Returns the child's
 /// pid in the parent.
 ///
-/// The caller must be single-threaded (phx-hook never starts a thread before this), so
+/// The caller must be single-threaded (no delivery path starts a thread), so
 /// the child inherits no lock held by another thread. `keep` is the pipe end the child
 /// writes to; it is moved into `work`.
 pub(crate) fn fork_child(keep: OwnedFd, work: impl FnOnce(OwnedFd) -> i32) -> nix::Result<Pid> {
-    // SAFETY: phx-hook is single-threaded when it delivers into a container (no thread is
-    // spawned anywhere in the binary), so after fork(2) the child holds no lock another
-    // thread could have held, and the allocator and stdio are in a consistent state. The
+    // SAFETY: phx-hook is single-threaded when it delivers into a container (the only
+    // threads it ever starts feed gpg's or git's stdin in `vault` and `scan` commands,
+    // which never deliver), so after fork(2) the child holds no lock another thread
+    // could have held, and the allocator and stdio are in a consistent state. The
     // child never returns into the caller: it runs `work` and ends with `_exit`.
     match unsafe { nix::unistd::fork() }? {
         ForkResult::Parent { child } => {
@@ -79,8 +80,8 @@ pub(crate) fn ignore_interrupts() -> IgnoreInterrupts {
         Signal::SIGHUP,
         Signal::SIGTERM,
     ] {
-        // SAFETY: SIG_IGN installs no handler code, so nothing runs in signal context;
-        // phx-hook is single-threaded, so no other thread races on the disposition.
+        // SAFETY: SIG_IGN installs no handler code, so nothing runs in signal context, and
+        // no other thread of phx-hook changes signal dispositions.
         if let Ok(old) = unsafe { signal(sig, SigHandler::SigIgn) } {
             prev.push((sig, old));
         }

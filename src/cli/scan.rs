@@ -14,7 +14,6 @@ use crate::audit::{Audit, Event};
 use crate::error::Error;
 use crate::scan::{self, Finding, Severity, migrate, report};
 use crate::vault::Secret;
-use crate::vault::author::Author;
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -236,24 +235,7 @@ fn migrate_findings(args: &ScanArgs, ctx: &Context, findings: &[Finding]) -> Res
     } else {
         cfg.recipients.clone()
     };
-    let author = if args.keys.host {
-        Author::with_key(
-            &vault,
-            &recipients,
-            &cfg.key,
-            cfg.key_passphrase_file.as_deref(),
-        )
-    } else if let Some(k) = &args.keys.key {
-        Author::with_key(
-            &vault,
-            &recipients,
-            k,
-            args.keys.key_passphrase_file.as_deref(),
-        )
-    } else {
-        Ok(Author::gpg(&vault, &recipients, args.keys.signer.clone()))
-    }
-    .map_err(|e| Error::Other(e.to_string()))?;
+    let author = super::vault::author_for(&vault, &recipients, &args.keys, cfg)?;
     let mut doc = author.read().map_err(|e| Error::Other(e.to_string()))?;
     for p in &m.proposals {
         doc.set(&p.key, Secret::copy_from(p.value.as_bytes()))

@@ -199,6 +199,23 @@ fn paths(args: &VaultArgs, cfg: &Config) -> Paths {
     Paths { vault, recipients }
 }
 
+/// The author for `vault` at `recipients`, with the keys `k` names.
+pub(crate) fn author_for(
+    vault: &Utf8Path,
+    recipients: &Utf8Path,
+    k: &KeyArgs,
+    cfg: &Config,
+) -> Result<Author, Error> {
+    author(
+        &Paths {
+            vault: vault.to_owned(),
+            recipients: recipients.to_owned(),
+        },
+        k,
+        cfg,
+    )
+}
+
 fn author(p: &Paths, k: &KeyArgs, cfg: &Config) -> Result<Author, Error> {
     if k.host {
         return Author::with_key(

@@ -123,29 +123,9 @@ impl Author {
     fn decrypt(&self, ct: &[u8], path: &Utf8Path) -> Result<Zeroizing<Vec<u8>>, AuthorError> {
         match &self.backend {
             Backend::Gpg { .. } => {
-                let mut child = Command::new("gpg")
-                    .args(["--batch", "--quiet", "--status-fd", "2", "--decrypt"])
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .map_err(|e| msg(format!("failed to run gpg: {e}")))?;
-                let mut stdin = child.stdin.take().ok_or_else(|| msg("gpg: no stdin"))?;
-                let ct = ct.to_vec();
-                let feeder = std::thread::spawn(move || {
-                    let _ = stdin.write_all(&ct);
-                });
-                let mut out = Zeroizing::new(Vec::new());
-                if let Some(mut o) = child.stdout.take() {
-                    o.read_to_end(&mut out)
-                        .map_err(|e| msg(format!("gpg: {e}")))?;
-                }
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                let _ = feeder.join();
-                let _ = child.wait().map_err(|e| msg(format!("gpg: {e}")))?;
+                let mut c = Command::new("gpg");
+                c.args(["--batch", "--quiet", "--status-fd", "2", "--decrypt"]);
+                let (_, out, err) = gpg_pipe(&mut c, ct)?;
                 // gpg exits non-zero when it cannot check a signature (the signer's
                 // public key is not in the user's keyring), although it decrypted fine;
                 // signatures are the host's business (`signers`), so only the decryption
@@ -348,6 +328,22 @@ fn gpg_encrypt(
         fs::write(&p, cert).map_err(|e| msg(format!("failed to write a recipient key: {e}")))?;
         c.arg("--recipient-file").arg(&p);
     }
+    let (status, out, err) = gpg_pipe(&mut c, pt)?;
+    if !status.success() || out.is_empty() {
+        return Err(msg(format!(
+            "gpg could not sign and encrypt: {}",
+            first_lines(&err)
+        )));
+    }
+    Ok(out.to_vec())
+}
+
+/// Run gpg with `input` on stdin (fed from a thread, so a full output pipe cannot
+/// deadlock it), returning its status, stdout (in a wiped buffer) and stderr.
+fn gpg_pipe(
+    c: &mut Command,
+    input: &[u8],
+) -> Result<(std::process::ExitStatus, Zeroizing<Vec<u8>>, String), AuthorError> {
     let mut child = c
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -355,11 +351,11 @@ fn gpg_encrypt(
         .spawn()
         .map_err(|e| msg(format!("failed to run gpg: {e}")))?;
     let mut stdin = child.stdin.take().ok_or_else(|| msg("gpg: no stdin"))?;
-    let input = Zeroizing::new(pt.to_vec());
+    let input = Zeroizing::new(input.to_vec());
     let feeder = std::thread::spawn(move || {
         let _ = stdin.write_all(&input);
     });
-    let mut out = Vec::new();
+    let mut out = Zeroizing::new(Vec::new());
     if let Some(mut o) = child.stdout.take() {
         o.read_to_end(&mut out)
             .map_err(|e| msg(format!("gpg: {e}")))?;
@@ -370,13 +366,7 @@ fn gpg_encrypt(
     }
     let _ = feeder.join();
     let status = child.wait().map_err(|e| msg(format!("gpg: {e}")))?;
-    if !status.success() || out.is_empty() {
-        return Err(msg(format!(
-            "gpg could not sign and encrypt: {}",
-            first_lines(&err)
-        )));
-    }
-    Ok(out)
+    Ok((status, out, err))
 }
 
 fn first_lines(s: &str) -> String {

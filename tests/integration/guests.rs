@@ -2,7 +2,6 @@
 //! (tests/scripts/fake-guest.sh), torn down on drop.
 
 use std::fs;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -22,19 +21,7 @@ impl FakeGuest {
         // Listen where the guest's /dev/log leads, to see what the agent logs.
         fs::create_dir_all(root.join("run")).unwrap();
         let _ = fs::remove_file(root.join("run/syslog.sock"));
-        let sock = UnixDatagram::bind(root.join("run/syslog.sock")).unwrap();
-        let syslog = Arc::new(Mutex::new(Vec::new()));
-        {
-            let syslog = syslog.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 65536];
-                while let Ok(n) = sock.recv(&mut buf) {
-                    let mut l = syslog.lock().unwrap();
-                    l.extend_from_slice(&buf[..n]);
-                    l.push(b'\n');
-                }
-            });
-        }
+        let syslog = crate::util::listen_datagrams(&root.join("run/syslog.sock"));
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/fake-guest.sh");
         let child = Command::new(script)
             .arg(root)

@@ -303,17 +303,14 @@ fn scripted_agent(path: &std::path::Path, script: Script) {
                         out
                     }
                     "guest-exec-status" => {
-                        let mut f = header.split(' ');
-                        let (sum, size) = (
-                            f.next().unwrap_or("").to_string(),
-                            f.next().unwrap_or("0").to_string(),
-                        );
+                        // What phx-hook's batch script prints for its one file.
+                        let sum = header.split(' ').next().unwrap_or("").to_string();
                         let sum = if matches!(script, Script::WrongDigest) {
                             "0".repeat(64)
                         } else {
                             sum
                         };
-                        let out = B64.encode(format!("phx-ok sha256 {size} {sum}\n").as_bytes());
+                        let out = B64.encode(format!("ok 1 sha256 {sum}\n").as_bytes());
                         format!("{{\"return\": {{\"exited\": true, \"exitcode\": 0, \"out-data\": \"{out}\"}}}}\n").into_bytes()
                     }
                     _ => b"{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"nope\"}}\n"

@@ -5,7 +5,6 @@
 //! finds `/etc/phx-hook/phx-hook.yaml`.
 
 use std::fs;
-use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -37,19 +36,7 @@ impl SimNode {
         fs::create_dir_all(node.path("storage/snippets")).unwrap();
         fs::create_dir_all(node.path("qga")).unwrap();
         // Listen where the worker logs (its stdout and stderr are /dev/null).
-        let sock = UnixDatagram::bind(node.path("syslog.sock")).unwrap();
-        let syslog = Arc::new(Mutex::new(Vec::new()));
-        {
-            let syslog = syslog.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 65536];
-                while let Ok(n) = sock.recv(&mut buf) {
-                    let mut l = syslog.lock().unwrap();
-                    l.extend_from_slice(&buf[..n]);
-                    l.push(b'\n');
-                }
-            });
-        }
+        let syslog = listen_datagrams(&node.path("syslog.sock"));
         node.config(&format!(
             "  qga_socket_dir: {d}/qga\n  qm: {SCRIPTS}/qm\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {d}/lock/lxc\nstate_dir: {d}/run\nsyslog: {d}/syslog.sock\nagent:\n  wait: 60s\n  timeout: 5s\n{extra_config}"
         ));

@@ -338,3 +338,21 @@ pub fn ready_node() -> Node {
     n.manifest(101, full_manifest());
     n
 }
+
+/// Collect every datagram sent to a unix socket bound at `path` (a syslog stand-in), one
+/// line each.
+pub fn listen_datagrams(path: &Path) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    let _ = fs::remove_file(path);
+    let sock = std::os::unix::net::UnixDatagram::bind(path).unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = sock.recv(&mut buf) {
+            let mut l = sink.lock().unwrap();
+            l.extend_from_slice(&buf[..n]);
+            l.push(b'\n');
+        }
+    });
+    log
+}

@@ -69,6 +69,84 @@ case $op in whole|last)
 esac
 "#;
 
+/// Files up to this size go into one `guest-exec` together (at most [`CHUNK`] bytes per
+/// batch): one connection and a handful of agent requests for all of them, instead of a
+/// round of requests per file.
+pub const BATCH_FILE_MAX: usize = 64 * 1024;
+
+/// The batch script: many files in one `guest-exec`. Arguments: six per file (dest,
+/// mode, owner, group, temporary name, size). Stdin: one line with the files' SHA-256
+/// digests in order, then their contents back to back, each read with
+/// `dd bs=1 count=SIZE` (exact on a pipe, in every `dd`). Each file gets its parents
+/// (0755), an exclusive temporary file under umask 077 whose owner and mode are set
+/// before any byte (chown/chmod skipped when they are already root:root and 0600), and
+/// its content; then all are verified with one `sha256sum` (or by size without it) and
+/// renamed. Prints `ok N sha256 DIGEST`, `ok N size BYTES` or `err N why` per file (phx-hook
+/// checks the reported digest or size against what it sent, too); a failed file leaves
+/// nothing behind.
+const BATCH_SCRIPT: &str = r#"set -u
+IFS= read -r sums || { echo "fatal no verification header on stdin"; exit 0; }
+one() {
+  dest=$1 mode=$2 owner=$3 group=$4 tmp=$5 size=$6
+  dir=${dest%/*}
+  [ -n "$dir" ] || dir=/
+  if [ ! -d "$dir" ]; then
+    if [ -e "$dir" ] || [ -L "$dir" ]; then why="$dir exists and is not a directory"; return 1; fi
+    (umask 022 && mkdir -p "$dir") 2>/dev/null
+    [ -d "$dir" ] || { why="cannot create directory $dir"; return 1; }
+  fi
+  if [ -d "$dest" ] && [ ! -L "$dest" ]; then why="$dest is a directory"; return 1; fi
+  (umask 077 && set -C && : > "$tmp") 2>/dev/null || { why="cannot create a file in $dir"; return 1; }
+  case "$owner:$group" in
+    root:root|0:0|root:0|0:root) ;;
+    *) chown "$owner:$group" "$tmp" 2>/dev/null || { rm -f "$tmp"; why="cannot set owner $owner:$group (do the user and group exist in the guest?)"; return 1; } ;;
+  esac
+  [ "$mode" = 0600 ] || chmod "$mode" "$tmp" 2>/dev/null || { rm -f "$tmp"; why="cannot set mode $mode"; return 1; }
+  dd bs=1 count="$size" 2>/dev/null >> "$tmp" || { rm -f "$tmp"; why="cannot write $tmp"; return 2; }
+  return 0
+}
+i=0 oks=""
+while [ $# -ge 6 ]; do
+  i=$((i + 1)) why=""
+  if one "$1" "$2" "$3" "$4" "$5" "$6"; then
+    oks="$oks $i"
+    eval "tmp_$i=\$5 dest_$i=\$1 size_$i=\$6"
+  else
+    [ $? = 2 ] || dd bs=1 count="$6" of=/dev/null 2>/dev/null
+    echo "err $i $why"
+  fi
+  shift 6
+done
+[ -n "$oks" ] || exit 0
+have=0
+command -v sha256sum >/dev/null 2>&1 && have=1
+if [ $have = 1 ]; then
+  set --
+  for i in $oks; do eval "set -- \"\$@\" \"\$tmp_$i\""; done
+  got=$(sha256sum -- "$@" 2>/dev/null) || got=""
+fi
+set -- $sums
+k=0
+for i in $oks; do
+  while [ $k -lt $((i - 1)) ]; do shift; k=$((k + 1)); done
+  want=$1
+  eval "t=\$tmp_$i d=\$dest_$i s=\$size_$i"
+  how=size
+  if [ $have = 0 ]; then
+    n=$(wc -c < "$t" 2>/dev/null) || n=-1
+    n=$((n + 0))
+    if [ "$n" != "$s" ]; then rm -f "$t"; echo "err $i verification failed: $n bytes in the guest instead of $s"; continue; fi
+  else
+    sum=$(printf '%s
+' "$got" | while read -r h p; do [ "$p" = "$t" ] && { echo "$h"; break; }; done)
+    if [ "$sum" != "$want" ]; then rm -f "$t"; echo "err $i verification failed: the content in the guest differs (sha256)"; continue; fi
+    how=sha256
+  fi
+  if [ $how = sha256 ]; then proof=$sum; else proof=$n; fi
+  if mv -f "$t" "$d" 2>/dev/null; then echo "ok $i $how $proof"; else rm -f "$t"; echo "err $i cannot rename the temporary file to $d"; fi
+done
+"#;
+
 /// The guest-agent transport for one VM.
 pub struct QgaTransport {
     vmid: Vmid,
@@ -295,7 +373,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// A temporary name beside `dest`: hidden, unique, and short enough for any filesystem.
-fn temp_name(d: &Delivery) -> String {
+fn temp_name(d: &Delivery, seq: usize) -> String {
     let name: String = d.dest.file_name().chars().take(200).collect();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -303,7 +381,7 @@ fn temp_name(d: &Delivery) -> String {
     let tag = (u64::from(nanos) << 16) ^ u64::from(std::process::id());
     let dir = d.dest.parent();
     let sep = if dir == "/" { "" } else { "/" };
-    format!("{dir}{sep}.{name}.phx-{tag:012x}")
+    format!("{dir}{sep}.{name}.phx-{tag:012x}-{seq}")
 }
 
 impl QgaTransport {
@@ -325,9 +403,161 @@ impl QgaTransport {
     }
 }
 
+impl QgaTransport {
+    /// Deliver `idx` (small files) with one `guest-exec` of [`BATCH_SCRIPT`].
+    fn deliver_batch(
+        &mut self,
+        files: &[Delivery],
+        idx: &[usize],
+    ) -> Result<Vec<Result<Verified, DeliverError>>, DeliverError> {
+        let mut c = self.connect()?;
+        let mut args: Vec<String> = vec!["-c".into(), BATCH_SCRIPT.into(), "phx-hook".into()];
+        let mut header = String::new();
+        let mut total = 0;
+        for (k, &i) in idx.iter().enumerate() {
+            let d = &files[i];
+            args.extend([
+                d.dest.to_string(),
+                format!("{:04o}", d.mode),
+                d.owner.to_string(),
+                d.group.to_string(),
+                temp_name(d, k),
+                d.content.len().to_string(),
+            ]);
+            if k > 0 {
+                header.push(' ');
+            }
+            header.push_str(&hex(&Sha256::digest(d.content.expose())));
+            total += d.content.len();
+        }
+        header.push('\n');
+        let mut input = Zeroizing::new(Vec::with_capacity(header.len() + total));
+        input.extend_from_slice(header.as_bytes());
+        for &i in idx {
+            input.extend_from_slice(files[i].content.expose());
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let bound = self.timeout
+            + Duration::from_millis(20 * idx.len() as u64)
+            + Duration::from_secs((total as u64) >> 16);
+        let r = self.exec_wait(&mut c, "/bin/sh", &argv, Some(&input), bound);
+        self.round_trips += c.round_trips;
+        let done = r.map_err(|e| match e {
+            DeliverError::File(m) if m.contains("Failed to execute child process") => {
+                DeliverError::Unreachable("the guest has no /bin/sh".into())
+            }
+            other => other,
+        })?;
+        let out = String::from_utf8_lossy(&done.out);
+        if let Some(f) = out.lines().find_map(|l| l.strip_prefix("fatal ")) {
+            return Err(DeliverError::File(f.to_string()));
+        }
+        let mut results: Vec<Option<Result<Verified, DeliverError>>> =
+            idx.iter().map(|_| None).collect();
+        for line in out.lines() {
+            let mut f = line.splitn(3, ' ');
+            let (kind, n, rest) = (
+                f.next(),
+                f.next().and_then(|n| n.parse::<usize>().ok()),
+                f.next().unwrap_or(""),
+            );
+            let Some(n) = n.filter(|n| (1..=idx.len()).contains(n)) else {
+                continue;
+            };
+            let d = &files[idx[n - 1]];
+            results[n - 1] = Some(match kind {
+                Some("ok") => {
+                    let proof = rest.split(' ').nth(1).unwrap_or("");
+                    match rest.split(' ').next() {
+                        Some("sha256") if proof == hex(&Sha256::digest(d.content.expose())) => Ok(Verified::Digest),
+                        Some("size") if proof == d.content.len().to_string() => Ok(Verified::Size),
+                        _ => Err(DeliverError::File(
+                            "verification failed: the guest reported different content than was sent".into(),
+                        )),
+                    }
+                }
+                _ => Err(DeliverError::File(rest.to_string())),
+            });
+        }
+        let status = match (done.exitcode, done.signal) {
+            (_, Some(s)) => format!("the write script was killed by signal {s}"),
+            (c, None) => format!(
+                "the write script ended (exit {}) without a result for this file",
+                c.unwrap_or(-1)
+            ),
+        };
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(DeliverError::File(status.clone()))))
+            .collect())
+    }
+}
+
 impl Transport for QgaTransport {
     fn name(&self) -> &'static str {
         "qga"
+    }
+
+    fn deliver_all(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
+        let mut results: Vec<Option<Result<Verified, DeliverError>>> =
+            files.iter().map(|_| None).collect();
+        // Small files in batches of at most CHUNK bytes; large ones one by one, chunked.
+        let mut batches: Vec<Vec<usize>> = Vec::new();
+        let mut size = 0;
+        for (i, d) in files
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.content.len() <= BATCH_FILE_MAX)
+        {
+            match batches.last_mut() {
+                Some(b) if size + d.content.len() <= CHUNK => b.push(i),
+                _ => {
+                    batches.push(vec![i]);
+                    size = 0;
+                }
+            }
+            size += d.content.len();
+        }
+        let mut unreachable: Option<DeliverError> = None;
+        for b in batches {
+            let r = match &unreachable {
+                Some(e) => Err(e.clone()),
+                None => self.deliver_batch(files, &b),
+            };
+            match r {
+                Ok(rs) => {
+                    for (&i, r) in b.iter().zip(rs) {
+                        results[i] = Some(r);
+                    }
+                }
+                Err(e) => {
+                    if matches!(e, DeliverError::Unreachable(_)) {
+                        unreachable = Some(e.clone());
+                    }
+                    for &i in &b {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        for (i, d) in files
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.content.len() > BATCH_FILE_MAX)
+        {
+            let r = match &unreachable {
+                Some(e) => Err(e.clone()),
+                None => self.deliver(d),
+            };
+            if let Err(e @ DeliverError::Unreachable(_)) = &r {
+                unreachable = Some(e.clone());
+            }
+            results[i] = Some(r);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(DeliverError::File("not attempted".into()))))
+            .collect()
     }
 
     fn calls(&self) -> u32 {
@@ -336,7 +566,7 @@ impl Transport for QgaTransport {
 
     fn deliver(&mut self, d: &Delivery) -> Result<Verified, DeliverError> {
         let mut c = self.connect()?;
-        let tmp = temp_name(d);
+        let tmp = temp_name(d, 0);
         let r = self.deliver_on(&mut c, d, &tmp);
         if r.is_err() && d.content.len() > CHUNK {
             // A chunked write that failed part-way leaves the temporary file: remove it.
@@ -491,6 +721,141 @@ mod tests {
         );
         assert_eq!(code, 1);
         assert!(err.contains("is not a directory"), "{err}");
+    }
+
+    fn batch(
+        dir: &std::path::Path,
+        tools: &[&str],
+        files: &[(&str, &str, &[u8])],
+    ) -> (i32, String) {
+        let mut args: Vec<String> = Vec::new();
+        let mut header = String::new();
+        let mut body = Vec::new();
+        for (k, (dest, mode, content)) in files.iter().enumerate() {
+            let tmp = format!("{}/.t{k}", dest.rsplit_once('/').unwrap().0);
+            args.extend([
+                dest.to_string(),
+                mode.to_string(),
+                "root".into(),
+                "root".into(),
+                tmp,
+                content.len().to_string(),
+            ]);
+            if k > 0 {
+                header.push(' ');
+            }
+            header.push_str(&hex(&Sha256::digest(content)));
+            body.extend_from_slice(content);
+        }
+        let input = [format!("{header}\n").into_bytes(), body].concat();
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for t in tools {
+            let target = ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| format!("{d}/{t}"))
+                .find(|p| std::path::Path::new(p).exists())
+                .unwrap();
+            let _ = std::os::unix::fs::symlink(target, bin.join(t));
+        }
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", BATCH_SCRIPT, "phx-hook"])
+            .args(&args)
+            .env_clear()
+            .env("PATH", &bin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(&input);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+        )
+    }
+
+    #[test]
+    fn the_batch_script_keeps_files_apart_when_one_fails() {
+        for tools in [
+            &[
+                "mkdir",
+                "chown",
+                "chmod",
+                "mv",
+                "rm",
+                "dd",
+                "sha256sum",
+                "wc",
+            ][..],
+            &["mkdir", "chown", "chmod", "mv", "rm", "dd", "wc"][..],
+        ] {
+            let t = tempfile::tempdir().unwrap();
+            let d = t.path().display().to_string();
+            std::fs::write(t.path().join("afile"), b"x").unwrap();
+            let files: [(&str, &str, &[u8]); 3] = [
+                (&format!("{d}/one/secret"), "0600", b"first secret\n"),
+                (
+                    &format!("{d}/afile/secret"),
+                    "0600",
+                    b"SECOND-never-written",
+                ),
+                (
+                    &format!("{d}/three/deep/secret"),
+                    "0640",
+                    b"third \x00 binary \xff",
+                ),
+            ];
+            let (code, out) = batch(&t.path().join("x"), tools, &files);
+            assert_eq!(code, 0, "{out}");
+            let lines: Vec<&str> = out.lines().collect();
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with("err 2 ") && l.contains("is not a directory")),
+                "{out}"
+            );
+            let how = if tools.contains(&"sha256sum") {
+                "sha256"
+            } else {
+                "size"
+            };
+            assert!(
+                lines.iter().any(|l| l.starts_with(&format!("ok 1 {how} "))),
+                "{out}"
+            );
+            assert!(
+                lines.iter().any(|l| l.starts_with(&format!("ok 3 {how} "))),
+                "{out}"
+            );
+            assert_eq!(
+                std::fs::read(t.path().join("one/secret")).unwrap(),
+                b"first secret\n"
+            );
+            assert_eq!(
+                std::fs::read(t.path().join("three/deep/secret")).unwrap(),
+                b"third \x00 binary \xff"
+            );
+            assert_eq!(
+                std::fs::metadata(t.path().join("three/deep/secret"))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o640
+            );
+            assert_eq!(
+                std::fs::metadata(t.path().join("one/secret"))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o600
+            );
+            assert!(
+                !t.path().join("one/.t0").exists() && !t.path().join("three/deep/.t2").exists()
+            );
+        }
     }
 
     #[test]
