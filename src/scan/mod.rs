@@ -131,8 +131,8 @@ pub struct Stats {
 /// Scan files and directories (directories recursively, honouring `.gitignore`,
 /// `.ignore` and hidden-file rules unless `no_ignore`).
 pub fn scan_paths(paths: &[Utf8PathBuf], no_ignore: bool) -> (Vec<Finding>, Stats) {
-    let mut findings = Vec::new();
-    let mut stats = Stats::default();
+    let findings = std::sync::Mutex::new(Vec::new());
+    let stats = std::sync::Mutex::new(Stats::default());
     for root in paths {
         let mut wb = ignore::WalkBuilder::new(root);
         wb.hidden(false)
@@ -141,46 +141,76 @@ pub fn scan_paths(paths: &[Utf8PathBuf], no_ignore: bool) -> (Vec<Finding>, Stat
             .ignore(!no_ignore)
             .require_git(false);
         wb.filter_entry(|e| e.file_name() != ".git");
-        for entry in wb.build().flatten() {
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                continue;
-            }
-            let p = entry.path();
-            let Some(path) = Utf8Path::from_path(p) else {
-                continue;
-            };
-            let meta = match entry.metadata() {
-                Ok(m) if m.len() <= MAX_FILE_BYTES => m,
-                _ => {
-                    stats.skipped += 1;
-                    continue;
+        // Files are scanned on every core (the walker's threads); the result is sorted
+        // afterwards, so the output does not depend on scheduling.
+        wb.build_parallel().run(|| {
+            let (findings, stats) = (&findings, &stats);
+            Box::new(move |entry| {
+                if let Ok(entry) = entry {
+                    let (found, st) = scan_entry(root, &entry);
+                    if !found.is_empty() {
+                        findings
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .extend(found);
+                    }
+                    let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+                    s.files += st.files;
+                    s.bytes += st.bytes;
+                    s.skipped += st.skipped;
                 }
-            };
-            let mut bytes = Vec::with_capacity(meta.len() as usize);
-            if fs::File::open(p)
-                .and_then(|mut f| f.read_to_end(&mut bytes))
-                .is_err()
-            {
-                stats.skipped += 1;
-                continue;
-            }
-            let Some(text) = as_text(&bytes) else {
-                stats.skipped += 1;
-                continue;
-            };
-            stats.files += 1;
-            stats.bytes += bytes.len() as u64;
-            // Paths as the user named them: `dir/file`, or `file` when scanning `.`.
-            let shown = match path.strip_prefix(root) {
-                Ok(r) if !r.as_str().is_empty() && root.as_str() == "." => r.to_string(),
-                Ok(r) if !r.as_str().is_empty() => root.join(r).to_string(),
-                _ => path.to_string(),
-            };
-
-            scan_text(&shown, None, text, &mut findings);
-        }
+                ignore::WalkState::Continue
+            })
+        });
     }
-    (findings, stats)
+    let mut findings = findings.into_inner().unwrap_or_else(|e| e.into_inner());
+    findings.sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
+    (
+        findings,
+        stats.into_inner().unwrap_or_else(|e| e.into_inner()),
+    )
+}
+
+/// Scan one walked entry (a regular file; anything else is ignored).
+fn scan_entry(root: &Utf8Path, entry: &ignore::DirEntry) -> (Vec<Finding>, Stats) {
+    let mut out = Vec::new();
+    let mut st = Stats::default();
+    if !entry.file_type().is_some_and(|t| t.is_file()) {
+        return (out, st);
+    }
+    let p = entry.path();
+    let Some(path) = Utf8Path::from_path(p) else {
+        return (out, st);
+    };
+    let len = match entry.metadata() {
+        Ok(m) if m.len() <= MAX_FILE_BYTES => m.len(),
+        _ => {
+            st.skipped += 1;
+            return (out, st);
+        }
+    };
+    let mut bytes = Vec::with_capacity(len as usize);
+    if fs::File::open(p)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .is_err()
+    {
+        st.skipped += 1;
+        return (out, st);
+    }
+    let Some(text) = as_text(&bytes) else {
+        st.skipped += 1;
+        return (out, st);
+    };
+    st.files += 1;
+    st.bytes += bytes.len() as u64;
+    // Paths as the user named them: `dir/file`, or `file` when scanning `.`.
+    let shown = match path.strip_prefix(root) {
+        Ok(r) if !r.as_str().is_empty() && root.as_str() == "." => r.to_string(),
+        Ok(r) if !r.as_str().is_empty() => root.join(r).to_string(),
+        _ => path.to_string(),
+    };
+    scan_text(&shown, None, text, &mut out);
+    (out, st)
 }
 
 /// Scan every blob ever committed in the git repository at `repo`, each reported with

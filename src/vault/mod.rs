@@ -495,7 +495,8 @@ pub fn check_rollback(state: &Utf8Path, info: &VaultInfo, accept: bool) -> Resul
         if let Some(dir) = state.parent() {
             let _ = fs::create_dir_all(dir);
         }
-        let tmp = state.with_extension("tmp");
+        // A name of its own: hooks of many guests starting at once write this together.
+        let tmp = state.with_extension(format!("tmp.{}", std::process::id()));
         use std::os::unix::fs::OpenOptionsExt;
         let write = || -> std::io::Result<()> {
             let mut f = fs::OpenOptions::new()
