@@ -134,7 +134,17 @@ pub(crate) struct Context {
 /// Run phx-hook with `args` (including argv[0]) and return the exit status.
 pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     let args: Vec<OsString> = args.into_iter().collect();
-    let parsed = if is_hook_mode(&args) {
+    let parsed = if let Some((vmid, phase)) = proxmox_call(&args) {
+        // Exactly what Proxmox passes, at every guest start: no parser needed.
+        Ok((
+            Global {
+                config: None,
+                verbose: 0,
+                quiet: false,
+            },
+            Mode::Hook(vmid, phase),
+        ))
+    } else if is_hook_mode(&args) {
         HookCli::try_parse_from(&args).map(|h| (h.global, Mode::Hook(h.vmid, h.phase)))
     } else {
         Cli::try_parse_from(&args).map(|c| (c.global, Mode::Command(c.command)))
@@ -167,6 +177,20 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
 enum Mode {
     Hook(Vmid, String),
     Command(Command),
+}
+
+/// `<path> <vmid> <phase>` with a valid guest id and a plain phase name: the call Proxmox
+/// makes.
+fn proxmox_call(args: &[OsString]) -> Option<(Vmid, String)> {
+    let [_, vmid, phase] = args else { return None };
+    let vmid = vmid.to_str()?.parse::<Vmid>().ok()?;
+    let phase = phase.to_str()?;
+    if !phase.starts_with(|c: char| c.is_ascii_lowercase())
+        || !phase.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+    {
+        return None;
+    }
+    Some((vmid, phase.to_string()))
 }
 
 /// Hook mode is chosen by a numeric first argument (after global options), as DESIGN §1
@@ -212,6 +236,15 @@ fn dispatch(global: &Global, mode: Mode) -> Result<Exit, Error> {
 }
 
 fn init_logging(g: &Global) {
+    if g.verbose == 0 && !g.quiet && std::env::var_os("RUST_LOG").is_none() {
+        // The defaults (warnings and errors, `phx-hook: level: message`) need no filter
+        // parsing: a plain logger, set up in microseconds, for the hook's hot path.
+        static PLAIN: PlainLogger = PlainLogger;
+        if log::set_logger(&PLAIN).is_ok() {
+            log::set_max_level(log::LevelFilter::Warn);
+        }
+        return;
+    }
     let level = match (g.quiet, g.verbose) {
         (true, _) => log::LevelFilter::Error,
         (_, 0) => log::LevelFilter::Warn,
@@ -238,6 +271,27 @@ fn init_logging(g: &Global) {
     let _ = b.try_init();
 }
 
+/// phx-hook's own warnings and errors on stderr (never rPGP's chatter).
+struct PlainLogger;
+
+impl log::Log for PlainLogger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Warn && m.target().starts_with("phx_hook")
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!(
+                "phx-hook: {}: {}",
+                r.level().as_str().to_lowercase(),
+                r.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
 /// Print an error (and its hint) on stderr, one `error:` line per problem.
 pub(crate) fn print_error(e: &Error) {
     let mut err = std::io::stderr().lock();
@@ -252,6 +306,19 @@ pub(crate) fn print_error(e: &Error) {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    #[test]
+    fn the_proxmox_call_takes_the_fast_path() {
+        let a = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let (vmid, phase) =
+            super::proxmox_call(&a(&["/var/lib/vz/snippets/phx-hook", "101", "pre-start"]))
+                .unwrap();
+        assert_eq!((vmid.get(), phase.as_str()), (101, "pre-start"));
+        assert!(super::proxmox_call(&a(&["x", "101", "--help"])).is_none());
+        assert!(super::proxmox_call(&a(&["x", "abc", "pre-start"])).is_none());
+        assert!(super::proxmox_call(&a(&["x", "101"])).is_none());
+        assert!(super::proxmox_call(&a(&["x", "--config", "c", "101", "pre-start"])).is_none());
+    }
 
     #[test]
     fn the_command_lines_are_consistent() {
