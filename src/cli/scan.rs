@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 
 use super::inject::write_audit;
 use super::vault::KeyArgs;
@@ -226,15 +226,7 @@ fn migrate_findings(args: &ScanArgs, ctx: &Context, findings: &[Finding]) -> Res
     }
     // The values go into the vault first, so that nothing is lost if a rewrite fails.
     let cfg = &ctx.config;
-    let vault = args.vault.clone().unwrap_or_else(|| cfg.vault.clone());
-    let recipients = if args.vault.is_some() {
-        vault
-            .parent()
-            .unwrap_or(Utf8Path::new("."))
-            .join("recipients.asc")
-    } else {
-        cfg.recipients.clone()
-    };
+    let (vault, recipients) = super::vault::vault_paths(args.vault.as_deref(), None, cfg);
     let author = super::vault::author_for(&vault, &recipients, &args.keys, cfg)?;
     let mut doc = author.read().map_err(|e| Error::Other(e.to_string()))?;
     for p in &m.proposals {

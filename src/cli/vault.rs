@@ -185,18 +185,27 @@ struct Paths {
 }
 
 fn paths(args: &VaultArgs, cfg: &Config) -> Paths {
-    let vault = args.vault.clone().unwrap_or_else(|| cfg.vault.clone());
-    let recipients = args.recipients.clone().unwrap_or_else(|| {
-        if args.vault.is_some() {
-            vault
-                .parent()
-                .unwrap_or(Utf8Path::new("."))
-                .join("recipients.asc")
-        } else {
-            cfg.recipients.clone()
-        }
-    });
+    let (vault, recipients) = vault_paths(args.vault.as_deref(), args.recipients.as_deref(), cfg);
     Paths { vault, recipients }
+}
+
+/// The vault and recipients file: the ones given, else the config's; a vault given
+/// without a recipients file has `recipients.asc` beside it.
+pub(crate) fn vault_paths(
+    vault: Option<&Utf8Path>,
+    recipients: Option<&Utf8Path>,
+    cfg: &Config,
+) -> (Utf8PathBuf, Utf8PathBuf) {
+    let v = vault.map_or_else(|| cfg.vault.clone(), Utf8Path::to_owned);
+    let r = match (recipients, vault) {
+        (Some(r), _) => r.to_owned(),
+        (None, Some(_)) => v
+            .parent()
+            .unwrap_or(Utf8Path::new("."))
+            .join("recipients.asc"),
+        (None, None) => cfg.recipients.clone(),
+    };
+    (v, r)
 }
 
 /// The author for `vault` at `recipients`, with the keys `k` names.

@@ -191,14 +191,7 @@ impl Author {
 
     /// The recipients file's keys.
     pub fn recipients(&self) -> Result<Vec<Recipient>, AuthorError> {
-        let bytes = fs::read(&self.recipients).map_err(|e| {
-            msg(format!(
-                "failed to read the recipients file `{}`: {e}",
-                self.recipients
-            ))
-        })?;
-        let (certs, bad) =
-            pgp::Certs::parse(&bytes).map_err(|e| msg(format!("`{}`: {e}", self.recipients)))?;
+        let (certs, bad) = self.load_recipients()?;
         if !bad.is_empty() {
             return Err(msg(format!(
                 "`{}` holds keys with invalid self-signatures: {}",
@@ -216,6 +209,18 @@ impl Author {
                 armored: i.armored,
             })
             .collect())
+    }
+
+    /// The recipients file's certificates, and the fingerprints of any whose
+    /// self-signatures do not verify.
+    fn load_recipients(&self) -> Result<(pgp::Certs, Vec<String>), AuthorError> {
+        let bytes = fs::read(&self.recipients).map_err(|e| {
+            msg(format!(
+                "failed to read the recipients file `{}`: {e}",
+                self.recipients
+            ))
+        })?;
+        pgp::Certs::parse(&bytes).map_err(|e| msg(format!("`{}`: {e}", self.recipients)))
     }
 
     /// Replace the recipients file with `list` (atomically).
@@ -273,14 +278,7 @@ impl Author {
 
     /// Encrypt `pt` to the recipients and sign.
     pub fn encrypt(&self, pt: &[u8], armor: bool) -> Result<Vec<u8>, AuthorError> {
-        let bytes = fs::read(&self.recipients).map_err(|e| {
-            msg(format!(
-                "failed to read the recipients file `{}`: {e}",
-                self.recipients
-            ))
-        })?;
-        let (certs, _) =
-            pgp::Certs::parse(&bytes).map_err(|e| msg(format!("`{}`: {e}", self.recipients)))?;
+        let (certs, _) = self.load_recipients()?;
         if certs.infos().is_empty() {
             return Err(msg(format!(
                 "the recipients file `{}` holds no key",

@@ -597,14 +597,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::process::{Command, Stdio};
 
-    /// Run the write script with the host's `sh` (dash on Debian, a strict POSIX shell),
-    /// with PATH limited to `tools` (symlinks to the host's coreutils).
-    fn script(
-        dir: &std::path::Path,
-        tools: &[&str],
-        args: &[&str],
-        stdin: &[u8],
-    ) -> (i32, String, String) {
+    /// A directory of symlinks to the host's `tools`, to be the scripts' whole PATH.
+    fn tool_dir(dir: &std::path::Path, tools: &[&str]) -> std::path::PathBuf {
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         for t in tools {
@@ -615,6 +609,18 @@ mod tests {
                 .unwrap();
             let _ = std::os::unix::fs::symlink(target, bin.join(t));
         }
+        bin
+    }
+
+    /// Run the write script with the host's `sh` (dash on Debian, a strict POSIX shell),
+    /// with PATH limited to `tools` (symlinks to the host's coreutils).
+    fn script(
+        dir: &std::path::Path,
+        tools: &[&str],
+        args: &[&str],
+        stdin: &[u8],
+    ) -> (i32, String, String) {
+        let bin = tool_dir(dir, tools);
         let mut child = Command::new("/bin/sh")
             .args(["-c", SCRIPT, "phx-hook"])
             .args(args)
@@ -748,16 +754,7 @@ mod tests {
             body.extend_from_slice(content);
         }
         let input = [format!("{header}\n").into_bytes(), body].concat();
-        let bin = dir.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        for t in tools {
-            let target = ["/usr/bin", "/bin"]
-                .iter()
-                .map(|d| format!("{d}/{t}"))
-                .find(|p| std::path::Path::new(p).exists())
-                .unwrap();
-            let _ = std::os::unix::fs::symlink(target, bin.join(t));
-        }
+        let bin = tool_dir(dir, tools);
         let mut child = Command::new("/bin/sh")
             .args(["-c", BATCH_SCRIPT, "phx-hook"])
             .args(&args)
