@@ -54,11 +54,7 @@ fn phx(n: &Node, home: &Path, args: &[&str], stdin: Option<&[u8]>, env: &[(&str,
         child.stdin.take().unwrap().write_all(input).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+    Run::from(out)
 }
 
 fn export_public(name: &str, dir: &Path) -> std::path::PathBuf {

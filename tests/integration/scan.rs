@@ -23,11 +23,7 @@ fn scan(dir: &Path, args: &[&str]) -> Run {
         .env_remove("PHX_HOOK_CONFIG")
         .output()
         .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+    Run::from(out)
 }
 
 /// The true values in the corpus, as the scanner itself extracts them (to check no
@@ -291,11 +287,7 @@ fn migration_moves_secrets_into_the_vault_and_the_script_still_works() {
             .current_dir(t)
             .output()
             .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        }
+        Run::from(out)
     };
     // Proposal only: diffs, no values, nothing written.
     let r = scan_n(&["--migrate", "."]);

@@ -90,11 +90,7 @@ impl SimNode {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     }
 
     /// Run phx-hook (config from the environment, as the hookscript finds it).
