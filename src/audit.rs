@@ -22,8 +22,6 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 #[derive(Clone, Debug)]
 pub struct Audit {
     path: Utf8PathBuf,
-    node: String,
-    actor: String,
 }
 
 /// One event to record: an action, its outcome and its details.
@@ -70,8 +68,6 @@ impl Audit {
     pub fn new(path: &Utf8Path) -> Audit {
         Audit {
             path: path.to_owned(),
-            node: node_name(),
-            actor: actor(),
         }
     }
 
@@ -98,16 +94,18 @@ impl Audit {
         let mut prev = last_line_hash(&mut f)?;
         let mut out = Vec::new();
         let time = now_rfc3339();
+        // Looked up here, not in `new`: a hook with nothing to record reads nothing.
+        let (node, actor) = (node_name(), actor());
         for e in events {
             let mut m = Map::new();
             m.insert("time".into(), json!(time));
-            m.insert("node".into(), json!(self.node));
+            m.insert("node".into(), json!(node));
             m.insert(
                 "vmid".into(),
                 e.vmid.map_or(Value::Null, |v| json!(v.get())),
             );
             m.insert("phase".into(), json!(e.phase));
-            m.insert("actor".into(), json!(self.actor));
+            m.insert("actor".into(), json!(actor));
             m.insert("action".into(), json!(e.action));
             m.insert("outcome".into(), json!(e.outcome));
             for (k, v) in &e.details {
@@ -115,7 +113,7 @@ impl Audit {
             }
             m.insert("prev".into(), json!(prev));
             let line = serde_json::to_vec(&Value::Object(m)).map_err(std::io::Error::other)?;
-            prev = hex(&Sha256::digest(&line));
+            prev = crate::types::hex(&Sha256::digest(&line));
             out.extend_from_slice(&line);
             out.push(b'\n');
         }
@@ -143,10 +141,10 @@ fn last_line_hash(f: &mut File) -> std::io::Result<String> {
         Read::by_ref(f).take(len - start).read_to_end(&mut tail)?;
         let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
         if let Some(i) = body.iter().rposition(|&b| b == b'\n') {
-            return Ok(hex(&Sha256::digest(&body[i + 1..])));
+            return Ok(crate::types::hex(&Sha256::digest(&body[i + 1..])));
         }
         if start == 0 {
-            return Ok(hex(&Sha256::digest(body)));
+            return Ok(crate::types::hex(&Sha256::digest(body)));
         }
         back *= 4;
     }
@@ -154,11 +152,7 @@ fn last_line_hash(f: &mut File) -> std::io::Result<String> {
 
 /// The hash `prev` of the line after `line` must carry.
 pub fn line_hash(line: &[u8]) -> String {
-    hex(&Sha256::digest(line))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::types::hex(&Sha256::digest(line))
 }
 
 fn node_name() -> String {

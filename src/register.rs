@@ -24,6 +24,11 @@ pub const SNIPPET: &str = "phx-hook";
 /// The snippet shipped in `hooks/`; its `exec` line is pointed at the running binary.
 const SNIPPET_TEMPLATE: &str = include_str!("../hooks/phx-hook");
 
+/// Whether a `hookscript` value is phx-hook's snippet (on any storage).
+pub fn is_ours(volid: &str) -> bool {
+    volid.ends_with(&format!(":snippets/{SNIPPET}"))
+}
+
 /// What phx-hook remembers about a registration.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Record {
@@ -237,9 +242,7 @@ pub fn unregister(cfg: &Config, vmid: Vmid) -> Result<Unregistered, RegError> {
     let guest = pve::find_guest(&cfg.pve.config_dir, vmid).map_err(|e| e.to_string())?;
     let rec = record(cfg, vmid);
     let current = guest.get("hookscript");
-    let ours = current
-        .as_deref()
-        .is_some_and(|c| c.ends_with(&format!(":snippets/{SNIPPET}")));
+    let ours = current.as_deref().is_some_and(is_ours);
     if !ours {
         let _ = fs::remove_file(record_path(cfg, vmid));
         return Ok(Unregistered::NotRegistered);

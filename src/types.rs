@@ -7,6 +7,16 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+/// Lower-case hex of `bytes` (digests, key ids, random tags).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
 /// A Proxmox guest id (`100` ..= `999999999`, as Proxmox VE allows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]

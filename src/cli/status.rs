@@ -127,8 +127,7 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
     let mut ids: Vec<Vmid> = manifests.clone();
     for id in all.keys() {
         if let Ok(g) = pve::find_guest(&cfg.pve.config_dir, *id)
-            && g.get("hookscript")
-                .is_some_and(|h| h.ends_with(&format!(":snippets/{}", register::SNIPPET)))
+            && g.get("hookscript").is_some_and(|h| register::is_ours(&h))
         {
             ids.push(*id);
         }
@@ -139,9 +138,7 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
     for id in ids {
         let guest = pve::find_guest(&cfg.pve.config_dir, id).ok();
         let hookscript = guest.as_ref().and_then(|g| g.get("hookscript"));
-        let registered = hookscript
-            .as_deref()
-            .is_some_and(|h| h.ends_with(&format!(":snippets/{}", register::SNIPPET)));
+        let registered = hookscript.as_deref().is_some_and(register::is_ours);
         let has_manifest = manifests.contains(&id);
         let mut problems = Vec::new();
         if guest.is_none() {
@@ -296,7 +293,7 @@ pub(crate) fn doctor(_args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
                         .ok()?
                         .get("hookscript")
                 })
-                .filter(|h| h.ends_with(&format!(":snippets/{}", register::SNIPPET)))
+                .filter(|h| register::is_ours(h))
                 .collect();
             volids.sort();
             volids.dedup();

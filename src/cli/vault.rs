@@ -496,7 +496,7 @@ fn init(
     let mut doc = Doc::parse(
         format!(
             "{{\"_phx\": {{\"version\": 0, \"diff_key\": \"{}\"}}}}",
-            hex(&diff_key)
+            crate::types::hex(&diff_key)
         )
         .as_bytes(),
     )
@@ -520,10 +520,6 @@ fn write_private(path: &Utf8Path, bytes: &[u8]) -> Result<(), Error> {
         fs::create_dir_all(dir).map_err(fail)?;
     }
     author::atomic_write(path, bytes, 0o600).map_err(fail)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn edit(a: &Author, insecure_tmp: bool, audit: &Audit) -> Result<Exit, Error> {
@@ -911,7 +907,7 @@ fn textconv(a: &Author, file: &Utf8Path) -> Result<Exit, Error> {
                 m.update(&[0]);
                 m.update(&bytes);
                 let t = m.finalize().into_bytes();
-                format!("hmac:{}", hex(&t[..8]))
+                format!("hmac:{}", crate::types::hex(&t[..8]))
             }
             None => "(no _phx.diff_key: value tags unavailable)".into(),
         };

@@ -202,23 +202,6 @@ fn first_line(s: &str) -> String {
         .collect()
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn temp_name(d: &Delivery, seq: usize) -> String {
-    let name: String = d.dest.file_name().chars().take(200).collect();
-    let dir = d.dest.parent();
-    let sep = if dir == "/" { "" } else { "/" };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    format!(
-        "{dir}{sep}.{name}.phx-{:x}{nanos:08x}-{seq}",
-        std::process::id()
-    )
-}
-
 impl Transport for PctTransport {
     fn name(&self) -> &'static str {
         "pct"
@@ -281,14 +264,14 @@ impl Transport for PctTransport {
             if results[i].is_some() {
                 continue;
             }
-            let tmp = temp_name(d, i);
+            let tmp = super::temp_name(&d.dest, i);
             match self.push(d, &tmp) {
                 Ok(()) => {
                     commit.extend_from_slice(
                         format!(
                             "{tmp} {} {} {}\n",
                             d.dest,
-                            hex(&Sha256::digest(d.content.expose())),
+                            crate::types::hex(&Sha256::digest(d.content.expose())),
                             d.content.len()
                         )
                         .as_bytes(),

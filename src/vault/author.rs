@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use super::doc::{Doc, DocError};
 use super::pgp;
-use crate::input::{InputError, Trust};
+use crate::input::InputError;
 
 /// How the vault is decrypted and signed.
 enum Backend {
@@ -199,16 +199,7 @@ impl Author {
                 bad.join(", ")
             )));
         }
-        Ok(certs
-            .infos()
-            .into_iter()
-            .map(|i| Recipient {
-                fingerprint: i.fingerprint,
-                user_id: i.user_id,
-                key_ids: i.key_ids,
-                armored: i.armored,
-            })
-            .collect())
+        Ok(to_recipients(&certs))
     }
 
     /// The recipients file's certificates, and the fingerprints of any whose
@@ -243,16 +234,7 @@ impl Author {
                 bad.join(", ")
             )));
         }
-        let out: Vec<Recipient> = certs
-            .infos()
-            .into_iter()
-            .map(|i| Recipient {
-                fingerprint: i.fingerprint,
-                user_id: i.user_id,
-                key_ids: i.key_ids,
-                armored: i.armored,
-            })
-            .collect();
+        let out = to_recipients(&certs);
         if out.is_empty() {
             return Err(msg("no public key found"));
         }
@@ -367,6 +349,19 @@ fn gpg_pipe(
     Ok((status, out, err))
 }
 
+fn to_recipients(certs: &pgp::Certs) -> Vec<Recipient> {
+    certs
+        .infos()
+        .into_iter()
+        .map(|i| Recipient {
+            fingerprint: i.fingerprint,
+            user_id: i.user_id,
+            key_ids: i.key_ids,
+            armored: i.armored,
+        })
+        .collect()
+}
+
 fn first_lines(s: &str) -> String {
     s.lines()
         .filter(|l| !l.trim().is_empty())
@@ -391,7 +386,6 @@ fn read_private(path: &Utf8Path) -> Result<Zeroizing<Vec<u8>>, AuthorError> {
         }
         .into());
     }
-    let _ = Trust::RootOnly;
     let mut b = Zeroizing::new(Vec::new());
     f.read_to_end(&mut b)
         .map_err(|e| msg(format!("failed to read `{path}`: {e}")))?;

@@ -391,7 +391,7 @@ impl Vault {
         };
         let info = VaultInfo {
             path: cfg.vault.clone(),
-            digest: hex(&Sha256::digest(&ct)),
+            digest: crate::types::hex(&Sha256::digest(&ct)),
             version: None,
             signer,
             recipients: d.recipients,
@@ -534,10 +534,6 @@ pub fn accepted_version(state: &Utf8Path) -> Result<u64, VaultError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(err(e.to_string())),
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A serde_json error, reduced to what is safe to print: the category and the place.

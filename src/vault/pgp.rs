@@ -74,7 +74,7 @@ fn fpr(k: &impl KeyDetails) -> String {
 }
 
 fn hex_upper(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
+    crate::types::hex(b).to_ascii_uppercase()
 }
 
 /// Public keys to check signatures with.

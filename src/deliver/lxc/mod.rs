@@ -165,9 +165,7 @@ fn write_one(d: &Delivery, passwd: &str, group: &str, seq: usize) -> Result<Veri
     {
         return Err(format!("{} is a directory", d.dest));
     }
-    let name: String = d.dest.file_name().chars().take(200).collect();
-    let sep = if dir == "/" { "" } else { "/" };
-    let tmp = format!("{dir}{sep}.{name}.phx-{:x}-{seq}", std::process::id());
+    let tmp = super::temp_name(&d.dest, seq);
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)

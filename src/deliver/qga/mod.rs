@@ -285,7 +285,7 @@ impl QgaTransport {
         let content = d.content.expose();
         let mode = format!("{:04o}", d.mode);
         let (owner, group) = (d.owner.to_string(), d.group.to_string());
-        let want = hex(&Sha256::digest(content));
+        let want = crate::types::hex(&Sha256::digest(content));
         let chunks: Vec<&[u8]> = if content.is_empty() {
             vec![&[][..]]
         } else {
@@ -368,22 +368,6 @@ fn check_report(out: &[u8], want: &str, size: usize) -> Result<Verified, Deliver
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// A temporary name beside `dest`: hidden, unique, and short enough for any filesystem.
-fn temp_name(d: &Delivery, seq: usize) -> String {
-    let name: String = d.dest.file_name().chars().take(200).collect();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    let tag = (u64::from(nanos) << 16) ^ u64::from(std::process::id());
-    let dir = d.dest.parent();
-    let sep = if dir == "/" { "" } else { "/" };
-    format!("{dir}{sep}.{name}.phx-{tag:012x}-{seq}")
-}
-
 impl QgaTransport {
     /// Run `argv` in the guest and return its outcome and standard output (for checks
     /// and diagnostics; never used for anything that could print a secret).
@@ -421,13 +405,13 @@ impl QgaTransport {
                 format!("{:04o}", d.mode),
                 d.owner.to_string(),
                 d.group.to_string(),
-                temp_name(d, k),
+                super::temp_name(&d.dest, k),
                 d.content.len().to_string(),
             ]);
             if k > 0 {
                 header.push(' ');
             }
-            header.push_str(&hex(&Sha256::digest(d.content.expose())));
+            header.push_str(&crate::types::hex(&Sha256::digest(d.content.expose())));
             total += d.content.len();
         }
         header.push('\n');
@@ -469,7 +453,7 @@ impl QgaTransport {
                 Some("ok") => {
                     let proof = rest.split(' ').nth(1).unwrap_or("");
                     match rest.split(' ').next() {
-                        Some("sha256") if proof == hex(&Sha256::digest(d.content.expose())) => Ok(Verified::Digest),
+                        Some("sha256") if proof == crate::types::hex(&Sha256::digest(d.content.expose())) => Ok(Verified::Digest),
                         Some("size") if proof == d.content.len().to_string() => Ok(Verified::Size),
                         _ => Err(DeliverError::File(
                             "verification failed: the guest reported different content than was sent".into(),
@@ -566,7 +550,7 @@ impl Transport for QgaTransport {
 
     fn deliver(&mut self, d: &Delivery) -> Result<Verified, DeliverError> {
         let mut c = self.connect()?;
-        let tmp = temp_name(d, 0);
+        let tmp = super::temp_name(&d.dest, 0);
         let r = self.deliver_on(&mut c, d, &tmp);
         if r.is_err() && d.content.len() > CHUNK {
             // A chunked write that failed part-way leaves the temporary file: remove it.
@@ -657,7 +641,11 @@ mod tests {
         let tmp = d.join("a/b/.secret.phx-1");
         let (dest, tmp) = (dest.to_str().unwrap(), tmp.to_str().unwrap());
         let body = b"s3cret\n";
-        let header = format!("{} {}\n", hex(&Sha256::digest(body)), body.len());
+        let header = format!(
+            "{} {}\n",
+            crate::types::hex(&Sha256::digest(body)),
+            body.len()
+        );
         let input = [header.as_bytes(), body].concat();
         let (code, out, err) = script(
             d,
@@ -750,7 +738,7 @@ mod tests {
             if k > 0 {
                 header.push(' ');
             }
-            header.push_str(&hex(&Sha256::digest(content)));
+            header.push_str(&crate::types::hex(&Sha256::digest(content)));
             body.extend_from_slice(content);
         }
         let input = [format!("{header}\n").into_bytes(), body].concat();
@@ -863,7 +851,11 @@ mod tests {
         let tmp = d.join(".big.phx-3");
         let (dest, tmp) = (dest.to_str().unwrap(), tmp.to_str().unwrap());
         let all = b"chunk-one|chunk-two|chunk-three";
-        let header = format!("{} {}\n", hex(&Sha256::digest(all)), all.len());
+        let header = format!(
+            "{} {}\n",
+            crate::types::hex(&Sha256::digest(all)),
+            all.len()
+        );
         assert_eq!(
             script(
                 d,
