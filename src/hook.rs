@@ -164,6 +164,17 @@ pub fn skip_reason(guest: Option<&GuestConfig>, migrated_from: Option<&str>) -> 
     None
 }
 
+/// Poll a VM's guest agent (on the socket Proxmox uses) until it answers or `bound`
+/// passes; how long it took.
+pub fn wait_for_agent(
+    cfg: &Config,
+    vmid: Vmid,
+    bound: std::time::Duration,
+) -> Result<std::time::Duration, crate::deliver::DeliverError> {
+    let socket = cfg.pve.qga_socket_dir.join(format!("{vmid}.qga"));
+    QgaTransport::new(vmid, socket.into(), cfg.agent.timeout).wait(bound)
+}
+
 /// The transport for a guest, as the config says.
 pub fn transport_for(cfg: &Config, vmid: Vmid, kind: GuestKind) -> Box<dyn Transport> {
     match kind {
@@ -229,12 +240,7 @@ pub fn deliver(
         );
     }
     if p.kind == GuestKind::Qemu {
-        let mut t = QgaTransport::new(
-            vmid,
-            cfg.pve.qga_socket_dir.join(format!("{vmid}.qga")).into(),
-            cfg.agent.timeout,
-        );
-        match t.wait(cfg.agent.wait) {
+        match wait_for_agent(cfg, vmid, cfg.agent.wait) {
             Ok(took) => log(
                 true,
                 format!(

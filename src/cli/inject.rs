@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::{Context, Exit};
 use crate::audit::{Audit, Event as AuditEvent};
-use crate::deliver::{self, Event, qga::QgaTransport};
+use crate::deliver::{self, Event};
 use crate::error::Error;
-use crate::hook::{decrypt_event, delivery_events, transport_for};
+use crate::hook::{decrypt_event, delivery_events, transport_for, wait_for_agent};
 use crate::manifest::{self, Owner};
 use crate::plan::{self, Plan};
 use crate::pve;
@@ -181,10 +181,8 @@ fn deliver_now(
     if kind == GuestKind::Qemu
         && let Some(secs) = args.wait
     {
-        let socket = cfg.pve.qga_socket_dir.join(format!("{vmid}.qga"));
-        let mut t = QgaTransport::new(vmid, socket.into(), cfg.agent.timeout);
         eprintln!("phx-hook: {vmid}: waiting up to {secs}s for the guest agent");
-        match t.wait(std::time::Duration::from_secs(u64::from(secs))) {
+        match wait_for_agent(cfg, vmid, std::time::Duration::from_secs(u64::from(secs))) {
             Ok(took) => eprintln!(
                 "phx-hook: {vmid}: the guest agent answered after {:.1}s",
                 took.as_secs_f64()

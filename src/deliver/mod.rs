@@ -120,9 +120,6 @@ pub struct FileResult {
     /// `Ok(how verified)` or the reason it failed.
     #[serde(serialize_with = "ser_outcome")]
     pub outcome: Result<Verified, String>,
-    /// Time taken.
-    #[serde(skip)]
-    pub elapsed: Duration,
 }
 
 fn ser_outcome<S: serde::Serializer>(
@@ -190,9 +187,7 @@ pub enum Event<'a> {
 /// commands. An unreachable guest stops the run; the remaining files are reported as
 /// not attempted. A failed `after` command does not undo the files.
 pub fn execute(plan: &Plan, t: &mut dyn Transport, progress: &mut dyn FnMut(Event<'_>)) -> Report {
-    let start = Instant::now();
     let results = t.deliver_all(&plan.deliveries);
-    let elapsed = start.elapsed();
     let mut report = Report::default();
     for (d, outcome) in plan.deliveries.iter().zip(results) {
         let r = FileResult {
@@ -200,7 +195,6 @@ pub fn execute(plan: &Plan, t: &mut dyn Transport, progress: &mut dyn FnMut(Even
             size: d.content.len(),
             keys: d.keys.iter().map(ToString::to_string).collect(),
             outcome: outcome.map_err(|e| e.to_string()),
-            elapsed,
         };
         progress(Event::File(&r));
         report.files.push(r);
