@@ -207,6 +207,46 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// A break in the hash chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// 1-based line number of the line whose `prev` does not match.
+    pub line: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Check every line's `prev` against the hash of the line before it. Returns the number
+/// of lines and every break. (Cutting lines off the end cannot be told from a shorter
+/// log by the chain alone.)
+pub fn verify(text: &str) -> (usize, Vec<ChainBreak>) {
+    let mut prev = GENESIS.to_string();
+    let mut breaks = Vec::new();
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate() {
+        n = i + 1;
+        let v: Result<Value, _> = serde_json::from_str(line);
+        match v.as_ref().ok().and_then(|v| v.get("prev")).and_then(Value::as_str) {
+            None => breaks.push(ChainBreak { line: n, reason: "not an audit line (no `prev`, or not JSON)".into() }),
+            Some(p) if p != prev => breaks.push(ChainBreak {
+                line: n,
+                reason: if n == 1 {
+                    "the first line does not start the chain (lines were deleted before it)".into()
+                } else {
+                    format!(
+                        "its `prev` does not match line {}: line {} was edited, or a line was deleted, inserted or moved here",
+                        n - 1,
+                        n - 1
+                    )
+                },
+            }),
+            Some(_) => {}
+        }
+        prev = line_hash(line.as_bytes());
+    }
+    (n, breaks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,51 +290,6 @@ mod tests {
         assert_eq!(t.len(), 24, "{t}");
         assert!(t.starts_with("20"), "{t}");
     }
-}
-
-/// A break in the hash chain.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChainBreak {
-    /// 1-based line number of the line whose `prev` does not match.
-    pub line: usize,
-    /// What is wrong.
-    pub reason: String,
-}
-
-/// Check every line's `prev` against the hash of the line before it. Returns the number
-/// of lines and every break. (Cutting lines off the end cannot be told from a shorter
-/// log by the chain alone.)
-pub fn verify(text: &str) -> (usize, Vec<ChainBreak>) {
-    let mut prev = GENESIS.to_string();
-    let mut breaks = Vec::new();
-    let mut n = 0;
-    for (i, line) in text.lines().enumerate() {
-        n = i + 1;
-        let v: Result<Value, _> = serde_json::from_str(line);
-        match v.as_ref().ok().and_then(|v| v.get("prev")).and_then(Value::as_str) {
-            None => breaks.push(ChainBreak { line: n, reason: "not an audit line (no `prev`, or not JSON)".into() }),
-            Some(p) if p != prev => breaks.push(ChainBreak {
-                line: n,
-                reason: if n == 1 {
-                    "the first line does not start the chain (lines were deleted before it)".into()
-                } else {
-                    format!(
-                        "its `prev` does not match line {}: line {} was edited, or a line was deleted, inserted or moved here",
-                        n - 1,
-                        n - 1
-                    )
-                },
-            }),
-            Some(_) => {}
-        }
-        prev = line_hash(line.as_bytes());
-    }
-    (n, breaks)
-}
-
-#[cfg(test)]
-mod verify_tests {
-    use super::*;
 
     #[test]
     fn edits_deletions_and_reorders_are_found() {

@@ -13,7 +13,7 @@ use crate::deliver::lxc::NativeTransport;
 use crate::deliver::pct::PctTransport;
 use crate::deliver::qga::QgaTransport;
 use crate::deliver::{self, Report, Transport};
-use crate::manifest::{self, Manifest};
+use crate::manifest;
 use crate::plan::{self, Plan, Problem};
 use crate::pve::{self, GuestConfig};
 use crate::types::{GuestKind, Vmid};
@@ -21,12 +21,8 @@ use crate::vault::{Vault, VaultInfo};
 
 /// Everything needed to deliver to one guest.
 pub struct Prepared {
-    /// The manifest.
-    pub manifest: Manifest,
     /// VM or container.
     pub kind: GuestKind,
-    /// The Proxmox config, when found.
-    pub guest: Option<GuestConfig>,
     /// The decrypted vault.
     pub vault: Vault,
     /// What resolved.
@@ -88,29 +84,24 @@ pub fn prepare(cfg: &Config, vmid: Vmid) -> Check {
         }
     };
     let required = m.required;
-    let guest = match pve::find_guest(&cfg.pve.config_dir, vmid) {
-        Ok(g) => Some(g),
+    let g = match pve::find_guest(&cfg.pve.config_dir, vmid) {
+        Ok(g) => g,
         Err(e) => return failed(vmid, required, &[e.to_string()]),
     };
-    let kind = match (m.guest, &guest) {
-        (Some(k), Some(g)) if k != g.kind => {
-            return failed(
-                vmid,
-                required,
-                &[format!(
-                    "{}: the manifest says `guest: {k}`, but `{}` is a {} config",
-                    m.path, g.path, g.kind
-                )],
-            );
-        }
-        (Some(k), _) => k,
-        (None, Some(g)) => g.kind,
-        (None, None) => unreachable_kind(),
-    };
-    if kind == GuestKind::Qemu
-        && let Some(g) = &guest
-        && !g.agent_enabled()
+    let kind = g.kind;
+    if let Some(k) = m.guest
+        && k != kind
     {
+        return failed(
+            vmid,
+            required,
+            &[format!(
+                "{}: the manifest says `guest: {k}`, but `{}` is a {kind} config",
+                m.path, g.path
+            )],
+        );
+    }
+    if kind == GuestKind::Qemu && !g.agent_enabled() {
         return failed(
             vmid,
             required,
@@ -134,18 +125,11 @@ pub fn prepare(cfg: &Config, vmid: Vmid) -> Check {
         );
     }
     Check::Ready(Box::new(Prepared {
-        manifest: m,
         kind,
-        guest,
         vault,
         plan,
         problems,
     }))
-}
-
-// `find_guest` either finds a config or returns an error, so `(None, None)` cannot occur.
-fn unreachable_kind() -> GuestKind {
-    GuestKind::Qemu
 }
 
 /// Why `post-start` must not deliver, if it must not.

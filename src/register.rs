@@ -176,20 +176,18 @@ pub fn register(
     let dir = snippets_dir(cfg, store)?;
     install_snippet(&dir, exe)?;
     let ours = format!("{store}:snippets/{SNIPPET}");
+    let record_of = |previous: Option<String>| Record {
+        vmid: vmid.get(),
+        kind: guest.kind,
+        hookscript: ours.clone(),
+        previous,
+    };
     let current = guest.get("hookscript");
     let previous = match current.as_deref() {
         Some(c) if c == ours => {
             // Already ours: keep whatever was recorded.
             if record(cfg, vmid).is_none() {
-                write_record(
-                    cfg,
-                    &Record {
-                        vmid: vmid.get(),
-                        kind: guest.kind,
-                        hookscript: ours,
-                        previous: None,
-                    },
-                )?;
+                write_record(cfg, &record_of(None))?;
             }
             return Ok(Registered::Already);
         }
@@ -203,15 +201,7 @@ pub fn register(
         None => None,
     };
     set(cfg, guest.kind, vmid, &["--hookscript", &ours])?;
-    write_record(
-        cfg,
-        &Record {
-            vmid: vmid.get(),
-            kind: guest.kind,
-            hookscript: ours,
-            previous: previous.clone(),
-        },
-    )?;
+    write_record(cfg, &record_of(previous.clone()))?;
     Ok(Registered::New { chained: previous })
 }
 

@@ -70,32 +70,24 @@ fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
     match hook::prepare(cfg, vmid) {
         Check::NoManifest => Exit::Ok,
         Check::Failed {
-            required: true,
+            required,
             line,
             count,
         } => {
-            eprintln!("phx-hook: {line}");
+            let outcome = if required {
+                eprintln!("phx-hook: {line}");
+                "failed"
+            } else {
+                eprintln!("phx-hook: warning: {line} (required: false, the start goes on)");
+                "warning"
+            };
             write_audit(
                 audit,
-                &[Event::new(Some(vmid), "pre-start", "validate", "failed")
+                &[Event::new(Some(vmid), "pre-start", "validate", outcome)
                     .with("error", line)
                     .with("problems", count)],
             );
-            Exit::Failed
-        }
-        Check::Failed {
-            required: false,
-            line,
-            count,
-        } => {
-            eprintln!("phx-hook: warning: {line} (required: false, the start goes on)");
-            write_audit(
-                audit,
-                &[Event::new(Some(vmid), "pre-start", "validate", "warning")
-                    .with("error", line)
-                    .with("problems", count)],
-            );
-            Exit::Ok
+            if required { Exit::Failed } else { Exit::Ok }
         }
         Check::Ready(p) => {
             for prob in &p.problems {

@@ -618,19 +618,22 @@ fn wipe(path: &Utf8Path) {
     let _ = fs::remove_file(path);
 }
 
+/// A leaf's bytes for comparing and tagging: the value of a string, the JSON text of
+/// anything else. A copy of a secret, so zeroized on drop.
+fn leaf_bytes(node: &Node) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(match node {
+        Node::Str(s) => s.expose().to_vec(),
+        Node::Other(o) => o.to_string().into_bytes(),
+        Node::Obj(_) => b"{}".to_vec(),
+    })
+}
+
 /// Key names added, removed or changed between two documents.
 fn changed_keys(a: &Doc, b: &Doc) -> Vec<String> {
     let tag = |d: &Doc| -> BTreeMap<String, Vec<u8>> {
         d.leaves()
             .into_iter()
-            .map(|(p, n)| {
-                let v = match n {
-                    Node::Str(s) => s.expose().to_vec(),
-                    Node::Other(o) => o.to_string().into_bytes(),
-                    Node::Obj(_) => b"{}".to_vec(),
-                };
-                (p, <Sha256 as sha2::Digest>::digest(&v).to_vec())
-            })
+            .map(|(p, n)| (p, <Sha256 as sha2::Digest>::digest(leaf_bytes(n)).to_vec()))
             .collect()
     };
     let (ta, tb) = (tag(a), tag(b));
@@ -895,11 +898,7 @@ fn textconv(a: &Author, file: &Utf8Path) -> Result<Exit, Error> {
     let _ = writeln!(out, "_phx/encrypted-to = {}", to.join(" "));
     let key = doc.diff_key().map(|k| k.as_bytes().to_vec());
     for (path, node) in doc.leaves() {
-        let bytes: Zeroizing<Vec<u8>> = Zeroizing::new(match node {
-            Node::Str(s) => s.expose().to_vec(),
-            Node::Other(o) => o.to_string().into_bytes(),
-            Node::Obj(_) => b"{}".to_vec(),
-        });
+        let bytes = leaf_bytes(node);
         let tag = match &key {
             Some(k) => {
                 let mut m = <Hmac<Sha256> as Mac>::new_from_slice(k).map_err(fail)?;

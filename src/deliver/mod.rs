@@ -74,38 +74,18 @@ pub trait Transport {
     /// The transport's name, for messages and audit lines.
     fn name(&self) -> &'static str;
 
-    /// Write one file: parents, temporary file with final owner and mode, content,
-    /// verification, rename. On error nothing is left at the destination that was not
-    /// there before.
-    fn deliver(&mut self, d: &Delivery) -> Result<Verified, DeliverError>;
-
-    /// Write every file, in order. Transports that can batch (one process for all files)
-    /// override this; the default calls [`Transport::deliver`] per file and stops trying
-    /// once the guest is unreachable.
-    fn deliver_all(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
-        let mut out = Vec::with_capacity(files.len());
-        let mut unreachable: Option<DeliverError> = None;
-        for d in files {
-            let r = match &unreachable {
-                Some(e) => Err(e.clone()),
-                None => self.deliver(d),
-            };
-            if let Err(e @ DeliverError::Unreachable(_)) = &r {
-                unreachable = Some(e.clone());
-            }
-            out.push(r);
-        }
-        out
-    }
+    /// Write every file, in order; one result per file. Each file is written the same
+    /// way: parents, temporary file with final owner and mode, content, verification,
+    /// rename, so on error nothing is left at its destination that was not there before.
+    /// Once the guest is unreachable the remaining files fail with that error untried.
+    fn deliver_all(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>>;
 
     /// Run `argv` in the guest (no shell) and wait for it, bounded.
     fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError>;
 
     /// How much work reached the guest so far: agent requests (qga), `pct` invocations
     /// (pct) or processes started (native). Reported by benchmarks and `inject --json`.
-    fn calls(&self) -> u32 {
-        0
-    }
+    fn calls(&self) -> u32;
 }
 
 /// What happened to one file.

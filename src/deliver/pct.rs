@@ -211,12 +211,6 @@ impl Transport for PctTransport {
         self.invocations
     }
 
-    fn deliver(&mut self, d: &Delivery) -> Result<Verified, DeliverError> {
-        self.deliver_all(std::slice::from_ref(d))
-            .pop()
-            .unwrap_or(Err(DeliverError::File("no result".into())))
-    }
-
     fn deliver_all(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
         let fail_all = |e: DeliverError| files.iter().map(|_| Err(e.clone())).collect::<Vec<_>>();
         // 1. Parents, in one `pct exec`.

@@ -57,6 +57,17 @@ fn phx(n: &Node, home: &Path, args: &[&str], stdin: Option<&[u8]>, env: &[(&str,
     Run::from(out)
 }
 
+/// `vault set <key> --host` with `value` on stdin, as the test keys' owner.
+fn host_set(n: &Node, key: &str, value: &[u8]) -> Run {
+    phx(
+        n,
+        &keys().home,
+        &["vault", "set", key, "--host"],
+        Some(value),
+        &[],
+    )
+}
+
 fn export_public(name: &str, dir: &Path) -> std::path::PathBuf {
     let p = dir.join(format!("{name}.pub.asc"));
     fs::write(&p, keys().public(&[name])).unwrap();
@@ -105,13 +116,7 @@ fn two_commands_seed_a_vault_that_gpg_reads_for_every_recipient() {
         0o600
     );
     // The second command: the Samba password, from stdin (never argv).
-    let r = phx(
-        &n,
-        &keys().home,
-        &["vault", "set", "samba/password", "--host"],
-        Some(b"SMB-SECRET-7f3a9c\n"),
-        &[],
-    );
+    let r = host_set(&n, "samba/password", b"SMB-SECRET-7f3a9c\n");
     r.assert_code(0).assert_contains("is now version 2");
     n.manifest(
         101,
@@ -141,15 +146,7 @@ fn two_commands_seed_a_vault_that_gpg_reads_for_every_recipient() {
     let fpr = fs::read_to_string(&host_pub).unwrap();
     assert!(fpr.contains("BEGIN PGP PUBLIC KEY BLOCK"));
     let listing = sh(gpg(home.path()).args(["--with-colons", "--list-keys"])).stdout;
-    let host_fpr = String::from_utf8(listing)
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("fpr:"))
-        .unwrap()
-        .split(':')
-        .nth(9)
-        .unwrap()
-        .to_string();
+    let host_fpr = colon_field(&listing, "fpr", 9);
     let out = n.path("by-gpg.gpg");
     let mut c = gpg(home.path());
     c.args(["--recipient", &host_fpr, "--output"])
@@ -174,14 +171,7 @@ fn two_commands_seed_a_vault_that_gpg_reads_for_every_recipient() {
     sh(gpg(secret_home.path())
         .args(["--passphrase", "", "--import"])
         .arg(n.path("host.key")));
-    phx(
-        &n,
-        &keys().home,
-        &["vault", "set", "app/token", "--host"],
-        Some(b"T0K3N"),
-        &[],
-    )
-    .assert_code(0);
+    host_set(&n, "app/token", b"T0K3N").assert_code(0);
     let (ok, out, _) = gpg_decrypt(secret_home.path(), &n.path("secrets.json.gpg"));
     assert!(ok && out.contains("T0K3N"));
 }
@@ -210,14 +200,7 @@ fn a_developer_writes_with_gpg_and_the_host_checks_the_signer() {
         .assert_contains(&format!("signer: {}", k.fpr("ed")))
         .assert_contains("would accept it");
     // Written with the host key instead: signed, but not by a listed key.
-    phx(
-        &n,
-        &k.home,
-        &["vault", "set", "app/db_password", "--host"],
-        Some(b"other"),
-        &[],
-    )
-    .assert_code(0);
+    host_set(&n, "app/db_password", b"other").assert_code(0);
     let r = n.run(&["check"]);
     r.assert_code(1)
         .assert_contains("not one of the accepted signers");
@@ -227,17 +210,7 @@ fn a_developer_writes_with_gpg_and_the_host_checks_the_signer() {
 #[test]
 fn rollback_is_refused_until_accepted() {
     let (n, _p) = authored_node(&[]);
-    let set = |v: &[u8]| {
-        phx(
-            &n,
-            &keys().home,
-            &["vault", "set", "a/b", "--host"],
-            Some(v),
-            &[],
-        )
-        .assert_code(0)
-        .code
-    };
+    let set = |v: &[u8]| host_set(&n, "a/b", v).assert_code(0).code;
     set(b"one");
     n.run(&["check"]).assert_code(0);
     let old = fs::read(n.path("secrets.json.gpg")).unwrap();
@@ -295,14 +268,7 @@ esac
 fn vault_edit_with_a_scripted_editor() {
     let (n, _p) = authored_node(&["ed"]);
     let k = keys();
-    phx(
-        &n,
-        &k.home,
-        &["vault", "set", "samba/password", "--host"],
-        Some(b"SMB-SECRET-7f3a9c"),
-        &[],
-    )
-    .assert_code(0);
+    host_set(&n, "samba/password", b"SMB-SECRET-7f3a9c").assert_code(0);
     let scratch = tempfile::tempdir().unwrap();
     let ed = editor(scratch.path());
     let ed = ed.to_str().unwrap();
@@ -398,14 +364,7 @@ fn removing_a_recipient_re_encrypts_and_lists_what_to_rotate() {
     git(&["config", "user.email", "t@t"]);
     git(&["config", "user.name", "t"]);
     for (key, val) in [("samba/password", "s1"), ("old/key", "gone-later")] {
-        phx(
-            &n,
-            &k.home,
-            &["vault", "set", key, "--host"],
-            Some(val.as_bytes()),
-            &[],
-        )
-        .assert_code(0);
+        host_set(&n, key, val.as_bytes()).assert_code(0);
         git(&["add", "secrets.json.gpg", "recipients.asc"]);
         git(&["commit", "-qm", key]);
     }
@@ -417,14 +376,7 @@ fn removing_a_recipient_re_encrypts_and_lists_what_to_rotate() {
         &[],
     )
     .assert_code(0);
-    phx(
-        &n,
-        &k.home,
-        &["vault", "set", "app/db_password", "--host"],
-        Some(b"d"),
-        &[],
-    )
-    .assert_code(0);
+    host_set(&n, "app/db_password", b"d").assert_code(0);
     git(&["commit", "-qam", "rm old/key"]);
     n.run(&["vault", "recipients", "list"])
         .assert_code(0)
@@ -472,14 +424,7 @@ fn list_get_and_textconv() {
     let (n, _p) = authored_node(&[]);
     let k = keys();
     for (key, val) in [("samba/password", "SMB-SECRET-7f3a9c"), ("app/unused", "x")] {
-        phx(
-            &n,
-            &k.home,
-            &["vault", "set", key, "--host"],
-            Some(val.as_bytes()),
-            &[],
-        )
-        .assert_code(0);
+        host_set(&n, key, val.as_bytes()).assert_code(0);
     }
     n.manifest(101, "guest: lxc\nfiles:\n  - {dest: /a, key: samba/password}\n  - {dest: /b, key: app/missing}\n");
     let r = n.run(&["vault", "list", "--host"]);
@@ -514,14 +459,7 @@ fn list_get_and_textconv() {
         tags(&b.stdout),
         "a re-encryption changes no tag"
     );
-    phx(
-        &n,
-        &k.home,
-        &["vault", "set", "samba/password", "--host"],
-        Some(b"new"),
-        &[],
-    )
-    .assert_code(0);
+    host_set(&n, "samba/password", b"new").assert_code(0);
     let c = tc();
     let changed: Vec<_> = tags(&b.stdout)
         .into_iter()

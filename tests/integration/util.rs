@@ -64,15 +64,7 @@ pub fn keys() -> &'static Keys {
                 "never",
             ]));
             let out = sh(gpg(&home).args(["--with-colons", "--list-keys", &uid]));
-            let text = String::from_utf8(out.stdout).unwrap();
-            let fpr = text
-                .lines()
-                .find(|l| l.starts_with("fpr:"))
-                .unwrap()
-                .split(':')
-                .nth(9)
-                .unwrap()
-                .to_string();
+            let fpr = colon_field(&out.stdout, "fpr", 9);
             fprs.push((name, fpr));
         }
         Keys { home, fprs }
@@ -361,4 +353,15 @@ pub fn listen_datagrams(path: &Path) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>
         }
     });
     log
+}
+
+/// Field `field` (0-based) of the first `record` line of a `gpg --with-colons` listing:
+/// `("fpr", 9)` is the primary key's fingerprint, `("sub", 4)` the first subkey's id.
+pub fn colon_field(listing: &[u8], record: &str, field: usize) -> String {
+    let text = std::str::from_utf8(listing).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.split(':').next() == Some(record))
+        .unwrap_or_else(|| panic!("no `{record}` line in the gpg listing:\n{text}"));
+    line.split(':').nth(field).unwrap().to_string()
 }

@@ -182,15 +182,7 @@ fn wrong_recipient_names_key_ids_and_host_fingerprint() {
         .assert_contains("gpg --encrypt --recipient");
     // The other key's encryption subkey id is the recipient named.
     let out = sh(gpg(&k.home).args(["--with-colons", "--list-keys", k.fpr("other")]));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let sub = text
-        .lines()
-        .find(|l| l.starts_with("sub:"))
-        .unwrap()
-        .split(':')
-        .nth(4)
-        .unwrap()
-        .to_string();
+    let sub = colon_field(&out.stdout, "sub", 4);
     r.assert_contains(&sub);
 }
 

@@ -353,12 +353,6 @@ impl Transport for NativeTransport {
         self.processes
     }
 
-    fn deliver(&mut self, d: &Delivery) -> Result<Verified, DeliverError> {
-        self.run_child(std::slice::from_ref(d))
-            .pop()
-            .unwrap_or(Err(DeliverError::File("no result".into())))
-    }
-
     fn deliver_all(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
         self.run_child(files)
     }

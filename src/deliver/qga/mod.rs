@@ -475,6 +475,19 @@ impl QgaTransport {
             .map(|r| r.unwrap_or_else(|| Err(DeliverError::File(status.clone()))))
             .collect())
     }
+
+    /// One large file on its own connection, chunked.
+    fn deliver_one(&mut self, d: &Delivery) -> Result<Verified, DeliverError> {
+        let mut c = self.connect()?;
+        let tmp = super::temp_name(&d.dest, 0);
+        let r = self.deliver_on(&mut c, d, &tmp);
+        if r.is_err() && d.content.len() > CHUNK {
+            // A chunked write that failed part-way leaves the temporary file: remove it.
+            let _ = self.exec_wait(&mut c, "/bin/rm", &["-f", "--", &tmp], None, self.timeout);
+        }
+        self.round_trips += c.round_trips;
+        r
+    }
 }
 
 impl Transport for QgaTransport {
@@ -531,7 +544,7 @@ impl Transport for QgaTransport {
         {
             let r = match &unreachable {
                 Some(e) => Err(e.clone()),
-                None => self.deliver(d),
+                None => self.deliver_one(d),
             };
             if let Err(e @ DeliverError::Unreachable(_)) = &r {
                 unreachable = Some(e.clone());
@@ -546,18 +559,6 @@ impl Transport for QgaTransport {
 
     fn calls(&self) -> u32 {
         self.round_trips
-    }
-
-    fn deliver(&mut self, d: &Delivery) -> Result<Verified, DeliverError> {
-        let mut c = self.connect()?;
-        let tmp = super::temp_name(&d.dest, 0);
-        let r = self.deliver_on(&mut c, d, &tmp);
-        if r.is_err() && d.content.len() > CHUNK {
-            // A chunked write that failed part-way leaves the temporary file: remove it.
-            let _ = self.exec_wait(&mut c, "/bin/rm", &["-f", "--", &tmp], None, self.timeout);
-        }
-        self.round_trips += c.round_trips;
-        r
     }
 
     fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError> {
