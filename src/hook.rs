@@ -13,7 +13,7 @@ use crate::deliver::lxc::NativeTransport;
 use crate::deliver::pct::PctTransport;
 use crate::deliver::qga::QgaTransport;
 use crate::deliver::{self, Report, Transport};
-use crate::manifest;
+use crate::manifest::{self, Manifest};
 use crate::plan::{self, Plan, Problem};
 use crate::pve::{self, GuestConfig};
 use crate::types::{GuestKind, Vmid};
@@ -48,7 +48,11 @@ pub enum Check {
     },
 }
 
-fn failed(vmid: Vmid, required: bool, problems: &[String]) -> Check {
+/// Why a guest is not ready: whether its manifest requires its secrets, and every problem.
+type Unready = (bool, Vec<String>);
+
+/// The one task-log line for `problems`: the first, and how many more.
+fn failure_line(vmid: Vmid, problems: &[String]) -> String {
     let mut line = format!(
         "guest {vmid}: {}",
         problems.first().map_or("unknown problem", String::as_str)
@@ -59,9 +63,13 @@ fn failed(vmid: Vmid, required: bool, problems: &[String]) -> Check {
             problems.len() - 1
         ));
     }
+    line
+}
+
+fn failed(vmid: Vmid, (required, problems): Unready) -> Check {
     Check::Failed {
         required,
-        line,
+        line: failure_line(vmid, &problems),
         count: problems.len(),
     }
 }
@@ -69,67 +77,81 @@ fn failed(vmid: Vmid, required: bool, problems: &[String]) -> Check {
 /// Validate everything for `vmid`: manifest, guest config (exists; agent enabled for a
 /// VM), vault and signature policy, every key and template.
 pub fn prepare(cfg: &Config, vmid: Vmid) -> Check {
-    let m = match manifest::load(&cfg.manifests, vmid) {
+    let (m, kind) = match guest_checks(cfg, vmid) {
+        Ok(Some(ready)) => ready,
         Ok(None) => return Check::NoManifest,
+        Err(u) => return failed(vmid, u),
+    };
+    let wanted = crate::vault::Wanted::new(m.files.iter().flat_map(|f| f.content.keys()));
+    let vault = match Vault::open_for(cfg, &wanted) {
+        Ok(v) => v,
+        Err(e) => return failed(vmid, (m.required, vec![e.to_string()])),
+    };
+    match resolve(&m, &vault) {
+        Ok((plan, problems)) => Check::Ready(Box::new(Prepared {
+            kind,
+            vault,
+            plan,
+            problems,
+        })),
+        Err(u) => failed(vmid, u),
+    }
+}
+
+/// What [`prepare`] decides for `vmid`, against a vault that is already open, so that
+/// `doctor` checks every guest with one decryption. `Err` is `prepare`'s one line.
+pub fn validate_with(cfg: &Config, vmid: Vmid, vault: &Vault) -> Result<(), String> {
+    match guest_checks(cfg, vmid) {
+        Ok(Some((m, _))) => resolve(&m, vault).map(drop),
+        Ok(None) => Ok(()),
+        Err(u) => Err(u),
+    }
+    .map_err(|(_, problems)| failure_line(vmid, &problems))
+}
+
+/// The manifest and the guest's Proxmox config, checked against each other: `None`
+/// when the guest has no manifest.
+fn guest_checks(cfg: &Config, vmid: Vmid) -> Result<Option<(Manifest, GuestKind)>, Unready> {
+    let m = match manifest::load(&cfg.manifests, vmid) {
+        Ok(None) => return Ok(None),
         Ok(Some(m)) => m,
-        Err(e) => {
-            return failed(
-                vmid,
-                true,
-                &e.problems
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>(),
-            );
-        }
+        Err(e) => return Err((true, e.problems.iter().map(ToString::to_string).collect())),
     };
     let required = m.required;
-    let g = match pve::find_guest(&cfg.pve.config_dir, vmid) {
-        Ok(g) => g,
-        Err(e) => return failed(vmid, required, &[e.to_string()]),
-    };
+    let g =
+        pve::find_guest(&cfg.pve.config_dir, vmid).map_err(|e| (required, vec![e.to_string()]))?;
     let kind = g.kind;
     if let Some(k) = m.guest
         && k != kind
     {
-        return failed(
-            vmid,
+        return Err((
             required,
-            &[format!(
+            vec![format!(
                 "{}: the manifest says `guest: {k}`, but `{}` is a {kind} config",
                 m.path, g.path
             )],
-        );
+        ));
     }
     if kind == GuestKind::Qemu && !g.agent_enabled() {
-        return failed(
-            vmid,
+        return Err((
             required,
-            &[format!(
+            vec![format!(
                 "{}: the QEMU guest agent is not enabled, so secrets cannot be delivered (enable it: `qm set {vmid} --agent enabled=1`)",
                 g.path
             )],
-        );
+        ));
     }
-    let wanted = crate::vault::Wanted::new(m.files.iter().flat_map(|f| f.content.keys()));
-    let vault = match Vault::open_for(cfg, &wanted) {
-        Ok(v) => v,
-        Err(e) => return failed(vmid, required, &[e.to_string()]),
-    };
-    let (plan, problems) = plan::build_partial(&m, &vault);
-    if !problems.is_empty() && required {
-        return failed(
-            vmid,
-            true,
-            &problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        );
+    Ok(Some((m, kind)))
+}
+
+/// Every key and template of `m` against `vault`: what resolved, and what did not when
+/// the manifest allows that (`required: false`).
+fn resolve(m: &Manifest, vault: &Vault) -> Result<(Plan, Vec<Problem>), Unready> {
+    let (plan, problems) = plan::build_partial(m, vault);
+    if !problems.is_empty() && m.required {
+        return Err((true, problems.iter().map(ToString::to_string).collect()));
     }
-    Check::Ready(Box::new(Prepared {
-        kind,
-        vault,
-        plan,
-        problems,
-    }))
+    Ok((plan, problems))
 }
 
 /// Why `post-start` must not deliver, if it must not.
