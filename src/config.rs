@@ -17,6 +17,10 @@ pub const SEARCH_PATH: [&str; 2] = [
     "/etc/phx-hook/phx-hook.yaml",
 ];
 
+/// The default of `max_plaintext`: far above any real vault (pmxcfs holds at most 1 MiB
+/// per file), far below what would hurt a hypervisor.
+pub const DEFAULT_MAX_PLAINTEXT: u64 = 64 * 1024 * 1024;
+
 /// The environment variable naming the config file.
 pub const CONFIG_ENV: &str = "PHX_HOOK_CONFIG";
 
@@ -51,6 +55,9 @@ pub struct Config {
     /// Accept GnuPG 2.4's OCB-encrypted packets (what gpg 2.4 writes for keys that
     /// advertise AEAD).
     pub gnupg_aead: bool,
+    /// The most plaintext a vault may decompress to: a compressed vault of a few KiB can
+    /// expand to gigabytes (a compression bomb), and every guest start decrypts it.
+    pub max_plaintext: u64,
     /// How to reach Proxmox.
     pub pve: Pve,
     /// Guest agent timing.
@@ -114,6 +121,7 @@ impl Default for Config {
             rollback_state: "/var/lib/phx-hook/vault-version".into(),
             syslog: "/dev/log".into(),
             gnupg_aead: true,
+            max_plaintext: DEFAULT_MAX_PLAINTEXT,
             pve: Pve {
                 config_dir: "/etc/pve".into(),
                 qga_socket_dir: "/var/run/qemu-server".into(),
@@ -147,6 +155,7 @@ struct RawConfig {
     rollback_state: Option<Spanned<String>>,
     syslog: Option<Spanned<String>>,
     gnupg_aead: Option<bool>,
+    max_plaintext: Option<Spanned<Scalar>>,
     pve: Option<RawPve>,
     agent: Option<RawAgent>,
 }
@@ -263,6 +272,10 @@ impl Config {
         if let Some(v) = raw.gnupg_aead {
             cfg.gnupg_aead = v;
         }
+        if let Some(v) = raw.max_plaintext {
+            cfg.max_plaintext = parse_size(&v.value.0)
+                .map_err(|m| Place::of(&v.referenced).error(path, format!("max_plaintext: {m}")))?;
+        }
         if let Some(pve) = raw.pve {
             if let Some(v) = pve.config_dir {
                 cfg.pve.config_dir = p(v)?;
@@ -371,6 +384,53 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A YAML scalar kept as text, whether written as a string or a number.
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a size such as `64MiB`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parse a size such as `64MiB`, `512KiB`, `1GiB`, `4096` (bytes). Decimal units (`MB`)
+/// mean the same powers of 1024: nobody means 10^6 for a memory bound.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("`{s}` is not a size (write e.g. `64MiB`, `512KiB` or a number of bytes)");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let mul: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let v = n.checked_mul(mul).ok_or_else(bad)?;
+    if v == 0 {
+        return Err(format!("`{s}` is zero; a vault needs room"));
+    }
+    Ok(v)
+}
+
 /// Normalise an OpenPGP v4 (40 hex digits) or v6 (64 hex digits) fingerprint: spaces
 /// allowed, `0x` prefix allowed, result upper-case. Short key ids are refused: they can
 /// be forged.
@@ -426,6 +486,20 @@ mod tests {
         for bad in ["", "s", "10x", "-1s", "1.5s", "999999h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("512 KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        for bad in ["", "0", "1x", "-1", "99999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse("max_plaintext: 1MiB\n").unwrap().max_plaintext, 1 << 20);
+        assert_eq!(parse("max_plaintext: 2048\n").unwrap().max_plaintext, 2048);
+        let e = parse("\nmax_plaintext: lots\n").unwrap_err().to_string();
+        assert!(e.contains(":2:") && e.contains("max_plaintext"), "{e}");
     }
 
     #[test]

@@ -27,5 +27,6 @@ pub mod scan;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
 pub mod syslog;
+pub mod text;
 pub mod types;
 pub mod vault;

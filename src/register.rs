@@ -112,9 +112,42 @@ pub fn snippets_dir(cfg: &Config, store: &str) -> Result<Utf8PathBuf, RegError> 
     Ok(path.join("snippets"))
 }
 
-/// Install (or refresh) the snippet in `dir`; it runs `exe`.
+/// `s` as one word for `sh`: single-quoted, with `'` written as `'\''`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The binary a snippet runs: the first word of its `exec` line, unquoted (the inverse
+/// of how [`install_snippet`] writes it; an older unquoted line reads the same).
+pub fn snippet_target(text: &str) -> Option<String> {
+    let line = text.lines().find_map(|l| l.strip_prefix("exec "))?;
+    let mut out = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => quoted = !quoted,
+            '\\' if !quoted => out.extend(chars.next()),
+            c if c.is_whitespace() && !quoted => break,
+            c => out.push(c),
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Install (or refresh) the snippet in `dir`; it runs `exe`. The path is quoted, so a
+/// space or `$(...)` in it is a name, never shell syntax; a line break is refused.
 pub fn install_snippet(dir: &Utf8Path, exe: &Utf8Path) -> Result<Utf8PathBuf, RegError> {
-    let text = SNIPPET_TEMPLATE.replace("/usr/local/sbin/phx-hook", exe.as_str());
+    if exe.as_str().contains(['\n', '\r', '\0']) {
+        return Err(format!(
+            "the phx-hook binary's path `{}` contains a line break; install it under a plain path",
+            exe.as_str().escape_debug()
+        ));
+    }
+    let text = SNIPPET_TEMPLATE.replace(
+        "exec /usr/local/sbin/phx-hook",
+        &format!("exec {}", shell_quote(exe.as_str())),
+    );
     let dest = dir.join(SNIPPET);
     if fs::read_to_string(&dest).is_ok_and(|t| t == text)
         && fs::metadata(&dest).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
@@ -249,4 +282,35 @@ pub fn unregister(cfg: &Config, vmid: Vmid) -> Result<Unregistered, RegError> {
     };
     let _ = fs::remove_file(record_path(cfg, vmid));
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 12, point 9): a binary path with a space or `$(...)` must be one
+    /// word for `sh`, and doctor must read the same path back.
+    #[test]
+    fn the_snippet_quotes_the_binary_path() {
+        let t = tempfile::tempdir().unwrap();
+        let d = Utf8Path::from_path(t.path()).unwrap();
+        let marker = d.join("ran");
+        let exe = d.join(format!("my bin $(touch {marker}) it's"));
+        fs::write(&exe, format!("#!/bin/sh\necho \"args:$*\"\n")).unwrap();
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+        let snippet = install_snippet(&d.join("snippets"), &exe).unwrap();
+        let text = fs::read_to_string(&snippet).unwrap();
+        assert_eq!(snippet_target(&text).as_deref(), Some(exe.as_str()));
+        let out = Command::new(snippet.as_str())
+            .args(["101", "pre-start"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "args:101 pre-start\n");
+        assert!(!marker.exists(), "the path was run as shell code");
+        assert_eq!(
+            snippet_target("exec /usr/local/sbin/phx-hook \"$@\"\n").as_deref(),
+            Some("/usr/local/sbin/phx-hook")
+        );
+        assert!(install_snippet(&d.join("s2"), Utf8Path::new("/a\nb")).is_err());
+    }
 }

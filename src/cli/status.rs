@@ -305,11 +305,7 @@ pub(crate) fn doctor(_args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
                 let target_ok = path
                     .as_ref()
                     .and_then(|p| fs::read_to_string(p).ok())
-                    .and_then(|t| {
-                        t.lines()
-                            .find(|l| l.starts_with("exec "))
-                            .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
-                    })
+                    .and_then(|t| register::snippet_target(&t))
                     .is_some_and(|bin| std::path::Path::new(&bin).exists());
                 d.check(
                     ok && target_ok,

@@ -226,25 +226,27 @@ pub(crate) fn author_for(
 }
 
 fn author(p: &Paths, k: &KeyArgs, cfg: &Config) -> Result<Author, Error> {
-    if k.host {
-        return Author::with_key(
+    let a = if k.host {
+        Author::with_key(
             &p.vault,
             &p.recipients,
             &cfg.key,
             cfg.key_passphrase_file.as_deref(),
         )
-        .map_err(fail);
-    }
-    match &k.key {
-        Some(key) => Author::with_key(
-            &p.vault,
-            &p.recipients,
-            key,
-            k.key_passphrase_file.as_deref(),
-        )
-        .map_err(fail),
-        None => Ok(Author::gpg(&p.vault, &p.recipients, k.signer.clone())),
-    }
+        .map_err(fail)?
+    } else {
+        match &k.key {
+            Some(key) => Author::with_key(
+                &p.vault,
+                &p.recipients,
+                key,
+                k.key_passphrase_file.as_deref(),
+            )
+            .map_err(fail)?,
+            None => Author::gpg(&p.vault, &p.recipients, k.signer.clone()),
+        }
+    };
+    Ok(a.with_limit(cfg.max_plaintext))
 }
 
 pub(crate) fn run(args: VaultArgs, ctx: &Context) -> Result<Exit, Error> {

@@ -58,6 +58,8 @@ pub struct Author {
     /// The recipients file (public keys every write encrypts to).
     pub recipients: Utf8PathBuf,
     backend: Backend,
+    /// The most plaintext a decryption may yield (`max_plaintext`).
+    limit: u64,
 }
 
 /// One recipient, for listing.
@@ -78,7 +80,14 @@ impl Author {
             vault: vault.to_owned(),
             recipients: recipients.to_owned(),
             backend: Backend::Gpg { signer },
+            limit: crate::config::DEFAULT_MAX_PLAINTEXT,
         }
+    }
+
+    /// Refuse plaintexts larger than `limit` bytes (the config's `max_plaintext`).
+    pub fn with_limit(mut self, limit: u64) -> Author {
+        self.limit = limit;
+        self
     }
 
     /// Author with a key file (armored or binary; the first key signs).
@@ -111,6 +120,7 @@ impl Author {
                 keys: Box::new(keys),
                 passphrase,
             },
+            limit: crate::config::DEFAULT_MAX_PLAINTEXT,
         })
     }
 
@@ -125,7 +135,7 @@ impl Author {
             Backend::Gpg { .. } => {
                 let mut c = Command::new("gpg");
                 c.args(["--batch", "--quiet", "--status-fd", "2", "--decrypt"]);
-                let (_, out, err) = gpg_pipe(&mut c, ct)?;
+                let (_, out, err) = gpg_pipe(&mut c, ct, self.limit)?;
                 // gpg exits non-zero when it cannot check a signature (the signer's
                 // public key is not in the user's keyring), although it decrypted fine;
                 // signatures are the host's business (`signers`), so only the decryption
@@ -157,6 +167,7 @@ impl Author {
                     true,
                     &[],
                     &pgp::Certs::none(),
+                    self.limit,
                 )
                 .map_err(|e| {
                     msg(match e {
@@ -176,6 +187,12 @@ impl Author {
                         }
                         pgp::DecryptError::NotEncrypted => format!("`{path}` is not encrypted"),
                         pgp::DecryptError::GnupgAeadDisabled => format!("`{path}` uses OCB"),
+                        pgp::DecryptError::TooLarge { limit } => format!(
+                            "`{path}` decompresses to more than {limit} bytes (`max_plaintext`)"
+                        ),
+                        pgp::DecryptError::TooManySessionKeys { found } => format!(
+                            "`{path}` carries {found} session-key packets for this key"
+                        ),
                     })
                 })?;
                 Ok(d.plaintext)
@@ -308,7 +325,7 @@ fn gpg_encrypt(
         fs::write(&p, cert).map_err(|e| msg(format!("failed to write a recipient key: {e}")))?;
         c.arg("--recipient-file").arg(&p);
     }
-    let (status, out, err) = gpg_pipe(&mut c, pt)?;
+    let (status, out, err) = gpg_pipe(&mut c, pt, u64::MAX)?;
     if !status.success() || out.is_empty() {
         return Err(msg(format!(
             "gpg could not sign and encrypt: {}",
@@ -320,9 +337,12 @@ fn gpg_encrypt(
 
 /// Run gpg with `input` on stdin (fed from a thread, so a full output pipe cannot
 /// deadlock it), returning its status, stdout (in a wiped buffer) and stderr.
+/// Run gpg with `input` on stdin; its stdout (at most `limit` bytes: a compressed vault
+/// can expand without bound) and its stderr (at most 1 MiB).
 fn gpg_pipe(
     c: &mut Command,
     input: &[u8],
+    limit: u64,
 ) -> Result<(std::process::ExitStatus, Zeroizing<Vec<u8>>, String), AuthorError> {
     let mut child = c
         .stdin(Stdio::piped())
@@ -336,13 +356,22 @@ fn gpg_pipe(
         let _ = stdin.write_all(&input);
     });
     let mut out = Zeroizing::new(Vec::new());
-    if let Some(mut o) = child.stdout.take() {
-        o.read_to_end(&mut out)
+    if let Some(o) = child.stdout.take() {
+        o.take(limit.saturating_add(1))
+            .read_to_end(&mut out)
             .map_err(|e| msg(format!("gpg: {e}")))?;
     }
+    if out.len() as u64 > limit {
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = feeder.join();
+        return Err(msg(format!(
+            "gpg's plaintext is larger than {limit} bytes (`max_plaintext`); refusing it (a compression bomb?)"
+        )));
+    }
     let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut err);
+    if let Some(e) = child.stderr.take() {
+        let _ = e.take(1 << 20).read_to_string(&mut err);
     }
     let _ = feeder.join();
     let status = child.wait().map_err(|e| msg(format!("gpg: {e}")))?;

@@ -271,7 +271,7 @@ impl<'de> Visitor<'de> for RootSeed {
             if doc.root.insert(k.clone(), v).is_some() {
                 return Err(de::Error::custom(format!(
                     "key `{}` appears twice",
-                    k.escape_debug()
+                    crate::text::name(&k)
                 )));
             }
         }
@@ -308,7 +308,7 @@ fn check_key<E: de::Error>(k: &str) -> Result<(), E> {
     if k.is_empty() || k.contains('/') {
         return Err(E::custom(format!(
             "key `{}` is empty or contains `/`",
-            k.escape_debug()
+            crate::text::name(&k)
         )));
     }
     Ok(())
@@ -368,7 +368,7 @@ impl<'de> Visitor<'de> for NodeSeed {
             if m.insert(k.clone(), v).is_some() {
                 return Err(de::Error::custom(format!(
                     "key `{}` appears twice",
-                    k.escape_debug()
+                    crate::text::name(&k)
                 )));
             }
         }

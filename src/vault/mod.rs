@@ -70,6 +70,9 @@ enum Entry {
     Text(Secret),
     Object,
     Other(&'static str),
+    /// A leaf this index was not asked for: its name is checked like every other (so
+    /// `check` and the hook agree on what is malformed), its value is not kept.
+    Skipped,
 }
 
 /// Why the vault could not be opened. No variant carries a secret value.
@@ -160,6 +163,27 @@ pub enum VaultError {
         path: Utf8PathBuf,
         /// What went wrong.
         detail: String,
+    },
+    /// The plaintext would be larger than `max_plaintext` (a compression bomb?).
+    #[error(
+        "`{path}` decompresses to more than {limit} bytes (`max_plaintext`); refusing it (a compression bomb, or not a vault)"
+    )]
+    PlaintextTooLarge {
+        /// The vault.
+        path: Utf8PathBuf,
+        /// The bound.
+        limit: u64,
+    },
+    /// Far more session-key packets for this host than any real vault carries.
+    #[error(
+        "`{path}` carries {found} session-key packets for this host's keys or hidden recipients; at most {} are tried (a real vault has one per host key)",
+        pgp::MAX_SESSION_KEY_TRIES
+    )]
+    TooManySessionKeys {
+        /// The vault.
+        path: Utf8PathBuf,
+        /// How many.
+        found: usize,
     },
     /// The plaintext is not JSON.
     #[error("the plaintext of `{path}` is not valid JSON ({detail})")]
@@ -257,6 +281,12 @@ impl VaultError {
                 "restore the vault from git or a backup, or re-encrypt it".into()
             }
             VaultError::GnupgAead { .. } => "set `gnupg_aead: true` in the config".into(),
+            VaultError::PlaintextTooLarge { .. } => {
+                "restore the vault from git or a backup; if it is genuine, raise `max_plaintext` in the config".into()
+            }
+            VaultError::TooManySessionKeys { .. } => {
+                "restore the vault from git or a backup, or re-encrypt it with `phx-hook vault rekey`".into()
+            }
             VaultError::RolledBack { .. } => {
                 "restore the newest vault; if going back is intended, run `phx-hook vault accept-rollback`".into()
             }
@@ -345,6 +375,7 @@ impl Vault {
             cfg.gnupg_aead,
             &cfg.signers,
             &certs,
+            cfg.max_plaintext,
         )
         .map_err(|e| {
             use pgp::DecryptError as D;
@@ -369,6 +400,14 @@ impl Vault {
                 D::Corrupt(detail) => VaultError::Corrupt {
                     path: path.clone(),
                     detail,
+                },
+                D::TooLarge { limit } => VaultError::PlaintextTooLarge {
+                    path: path.clone(),
+                    limit,
+                },
+                D::TooManySessionKeys { found } => VaultError::TooManySessionKeys {
+                    path: path.clone(),
+                    found,
                 },
             }
         })?;
@@ -453,7 +492,7 @@ impl Vault {
             Some(Entry::Text(s)) => Ok(s),
             Some(Entry::Object) => Err(LookupError::Object(key.to_string())),
             Some(Entry::Other(kind)) => Err(LookupError::NotText(key.to_string(), kind)),
-            None => Err(LookupError::Missing(key.to_string())),
+            Some(Entry::Skipped) | None => Err(LookupError::Missing(key.to_string())),
         }
     }
 
@@ -683,16 +722,14 @@ impl<'de> Visitor<'de> for Root<'_> {
                 *self.version = map.next_value_seed(Meta)?;
                 continue;
             }
-            if self.only.is_some_and(|w| !w.wants(&key)) {
-                map.next_value::<de::IgnoredAny>()?;
-                continue;
-            }
             check_segment::<A::Error>("", &key)?;
             insert::<A::Error>(self.entries, &key, Entry::Object)?;
+            let skip = self.only.is_some_and(|w| !w.wants(&key));
             map.next_value_seed(Node {
                 entries: self.entries,
                 path: key,
                 only: self.only,
+                skip,
             })?;
         }
         Ok(())
@@ -726,16 +763,21 @@ impl<'de> Visitor<'de> for Root<'_> {
 
 fn check_segment<E: de::Error>(parent: &str, key: &str) -> Result<(), E> {
     if key.is_empty() || key.contains('/') {
-        let shown = if parent.is_empty() {
-            key.escape_debug().to_string()
+        let full = if parent.is_empty() {
+            key.to_string()
         } else {
-            format!("{parent}/{}", key.escape_debug())
+            format!("{parent}/{key}")
         };
         return Err(E::custom(format!(
-            "key `{shown}` is empty or contains `/`, which phx-hook uses to separate key paths"
+            "key `{}` is empty or contains `/`, which phx-hook uses to separate key paths",
+            crate::text::name(&full)
         )));
     }
     Ok(())
+}
+
+fn twice<E: de::Error>(path: &str) -> E {
+    E::custom(format!("key `{}` appears twice", crate::text::name(path)))
 }
 
 fn insert<E: de::Error>(
@@ -744,10 +786,7 @@ fn insert<E: de::Error>(
     e: Entry,
 ) -> Result<(), E> {
     if entries.insert(path.to_string(), e).is_some() {
-        return Err(E::custom(format!(
-            "key `{}` appears twice",
-            path.escape_debug()
-        )));
+        return Err(twice(path));
     }
     Ok(())
 }
@@ -757,6 +796,8 @@ struct Node<'a> {
     entries: &'a mut BTreeMap<String, Entry>,
     path: String,
     only: Option<&'a Wanted>,
+    /// Not wanted: check the shape, keep no value.
+    skip: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for Node<'_> {
@@ -769,6 +810,7 @@ impl<'de> DeserializeSeed<'de> for Node<'_> {
 impl Node<'_> {
     fn set<E: de::Error>(self, e: Entry) -> Result<(), E> {
         // Replace the placeholder inserted by the parent.
+        let e = if self.skip { Entry::Skipped } else { e };
         self.entries.insert(self.path, e);
         Ok(())
     }
@@ -780,10 +822,16 @@ impl<'de> Visitor<'de> for Node<'_> {
         f.write_str("a string or an object")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        if self.skip {
+            return self.set(Entry::Skipped);
+        }
         self.set(Entry::Text(Secret::copy_from(v.as_bytes())))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
         let v = Zeroizing::new(v.into_bytes());
+        if self.skip {
+            return self.set(Entry::Skipped);
+        }
         self.set(Entry::Text(Secret::copy_from(&v)))
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
@@ -809,15 +857,13 @@ impl<'de> Visitor<'de> for Node<'_> {
         while let Some(key) = map.next_key::<String>()? {
             check_segment::<A::Error>(&self.path, &key)?;
             let path = format!("{}/{key}", self.path);
-            if self.only.is_some_and(|w| !w.wants(&path)) {
-                map.next_value::<de::IgnoredAny>()?;
-                continue;
-            }
             insert::<A::Error>(self.entries, &path, Entry::Object)?;
+            let skip = self.skip || self.only.is_some_and(|w| !w.wants(&path));
             map.next_value_seed(Node {
                 entries: self.entries,
                 path,
                 only: self.only,
+                skip,
             })?;
         }
         Ok(())
@@ -835,10 +881,38 @@ impl<'de> DeserializeSeed<'de> for Meta {
     }
 }
 
+/// `_phx` is not an object: say what it is, never quote it.
+fn meta_is<E: de::Error>(what: &str) -> E {
+    E::custom(format!(
+        "`_phx` is {what}; it must be an object (phx-hook's metadata)"
+    ))
+}
+
 impl<'de> Visitor<'de> for Meta {
     type Value = Option<u64>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object (`_phx`)")
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<u64>, E> {
+        Err(meta_is("a string"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<u64>, E> {
+        Err(meta_is("a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<u64>, E> {
+        Err(meta_is("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<u64>, E> {
+        Err(meta_is("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<u64>, E> {
+        Err(meta_is("a number"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Option<u64>, E> {
+        Err(meta_is("null"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Option<u64>, A::Error> {
+        Err(meta_is("an array"))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
         let mut version = None;
@@ -917,10 +991,52 @@ mod tests {
                 "_phx.version",
             ),
             ("not json topsecretvalue", "syntax error"),
+            ("{\"_phx\": \"topsecretvalue\"}", "`_phx` is a string"),
+            ("{\"_phx\": [\"topsecretvalue\"]}", "`_phx` is an array"),
         ] {
             let e = vault(json).unwrap_err().to_string();
             assert!(e.contains(want), "{json}: {e}");
             assert!(!e.contains("topsecretvalue"), "{json}: {e}");
         }
+    }
+
+    /// Regression (issue 12, point 10): an error names a key, but never at the size an
+    /// attacker chose, and never with raw control characters.
+    #[test]
+    fn errors_quote_names_short_and_escaped() {
+        let huge = format!("{}/\\u001b[31m", "k".repeat(1 << 20));
+        let e = vault(&format!("{{\"{huge}\": \"x\"}}")).unwrap_err().to_string();
+        assert!(e.len() < 400, "{} bytes", e.len());
+        assert!(!e.contains('\x1b'), "{e}");
+        let dup = format!("{{\"{0}\": \"x\", \"{0}\": \"y\"}}", "d".repeat(100_000));
+        let e = vault(&dup).unwrap_err().to_string();
+        assert!(e.contains("twice") && e.len() < 400, "{e}");
+    }
+
+    /// The hook indexes only the keys a guest needs, but reports the same malformations
+    /// as `check`, which indexes everything.
+    #[test]
+    fn a_partial_index_finds_what_a_full_one_finds() {
+        let wanted = Wanted::new([&k("a/b")]);
+        for (json, want) in [
+            (r#"{"a":{"b":"1"},"z":{"y/x":"2"}}"#, "contains `/`"),
+            (r#"{"a":{"b":"1"},"z":{"y":"2","y":"3"}}"#, "twice"),
+            (r#"{"a":{"b":"1"},"z":"2","z":{"q":"3"}}"#, "twice"),
+        ] {
+            let info = VaultInfo::default();
+            let full = Vault::from_plaintext(json.as_bytes(), info.clone()).unwrap_err();
+            let part = Vault::from_plaintext_for(json.as_bytes(), info, &wanted).unwrap_err();
+            assert!(full.to_string().contains(want), "{json}: {full}");
+            assert_eq!(full.to_string(), part.to_string(), "{json}");
+        }
+        let v = Vault::from_plaintext_for(
+            br#"{"a":{"b":"1","c":"2"},"z":"3"}"#,
+            VaultInfo::default(),
+            &wanted,
+        )
+        .unwrap();
+        assert_eq!(v.get(&k("a/b")).unwrap().expose(), b"1");
+        assert_eq!(v.keys().collect::<Vec<_>>(), vec!["a/b"]);
+        assert!(v.get(&k("z")).is_err());
     }
 }

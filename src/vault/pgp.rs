@@ -46,6 +46,20 @@ impl HostKeys {
         Ok(HostKeys { keys })
     }
 
+    /// Key ids of every primary key and subkey, upper-case hex (to match PKESK recipients).
+    pub(crate) fn key_ids(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .flat_map(|k| {
+                std::iter::once(hex_upper(k.primary_key.legacy_key_id().as_ref())).chain(
+                    k.secret_subkeys
+                        .iter()
+                        .map(|s| hex_upper(s.key.legacy_key_id().as_ref())),
+                )
+            })
+            .collect()
+    }
+
     /// Primary-key fingerprints, upper-case hex.
     pub(crate) fn fingerprints(&self) -> Vec<String> {
         self.keys.iter().map(|k| fpr(&k.primary_key)).collect()
@@ -143,10 +157,23 @@ pub(crate) enum DecryptError {
     Tampered,
     GnupgAeadDisabled,
     Corrupt(String),
+    /// The plaintext is larger than the configured bound (a compression bomb, or a
+    /// vault far larger than any real one).
+    TooLarge { limit: u64 },
+    /// More session-key packets addressed to this host (or hidden) than are worth trying.
+    TooManySessionKeys { found: usize },
 }
 
+/// The most session-key packets for this host's keys (or hidden recipients) that are
+/// tried. Each try is a public-key decryption (~5 ms with RSA-3072), so a vault stuffed
+/// with bogus packets for the host's key id would otherwise cost minutes per start. A
+/// real vault has one per host key, plus one per hidden recipient.
+pub(crate) const MAX_SESSION_KEY_TRIES: usize = 16;
+
 /// Decrypt `ct` with the host keys and, when the message is signed, check the signature
-/// against `signers` (primary fingerprints) looked up in `certs`.
+/// against `signers` (primary fingerprints) looked up in `certs`. The plaintext is read
+/// as a stream and refused past `limit` bytes, so a compressed vault cannot make phx-hook
+/// allocate more than that.
 pub(crate) fn decrypt(
     keys: &HostKeys,
     passphrase: Option<&Zeroizing<Vec<u8>>>,
@@ -154,6 +181,7 @@ pub(crate) fn decrypt(
     gnupg_aead: bool,
     signers: &[String],
     certs: &Certs,
+    limit: u64,
 ) -> Result<Decrypted, DecryptError> {
     let (msg, _headers) =
         Message::from_reader(ct).map_err(|e| DecryptError::NotOpenPgp(e.to_string()))?;
@@ -171,6 +199,14 @@ pub(crate) fn decrypt(
             .collect::<Vec<_>>(),
         _ => return Err(DecryptError::NotEncrypted),
     };
+    let ours = keys.key_ids();
+    let tries = recipients
+        .iter()
+        .filter(|r| r.chars().all(|c| c == '0') || ours.contains(r))
+        .count();
+    if tries > MAX_SESSION_KEY_TRIES {
+        return Err(DecryptError::TooManySessionKeys { found: tries });
+    }
 
     let pw = match passphrase {
         Some(p) => Password::from(p.as_slice()),
@@ -205,16 +241,54 @@ pub(crate) fn decrypt(
     if msg.is_compressed() {
         msg = msg.decompress().map_err(corrupt)?;
     }
-    let mut plaintext =
-        Zeroizing::new(Vec::with_capacity(ct.len().saturating_mul(4).min(64 << 20)));
-    msg.read_to_end(&mut plaintext)
-        .map_err(|e| corrupt(e.into()))?;
+    let plaintext = read_capped(&mut msg, ct.len().saturating_mul(4), limit)
+        .map_err(|e| corrupt(e.into()))?
+        .ok_or(DecryptError::TooLarge { limit })?;
     let signature = check_signature(&msg, signers, certs);
     Ok(Decrypted {
         plaintext,
         recipients,
         signature,
     })
+}
+
+/// Read `r` to its end into a wiped buffer, or `None` once it yields more than `limit`
+/// bytes. The buffer starts at `hint` and doubles, never past `limit + 1`, and each
+/// outgrown buffer is wiped before it is freed (a plain `read_to_end` would leave copies
+/// of the plaintext in freed memory, and grow as far as the stream goes).
+fn read_capped(
+    r: &mut impl Read,
+    hint: usize,
+    limit: u64,
+) -> std::io::Result<Option<Zeroizing<Vec<u8>>>> {
+    let max = usize::try_from(limit).unwrap_or(usize::MAX).saturating_add(1);
+    let mut buf = Zeroizing::new(Vec::with_capacity(hint.clamp(4096, max)));
+    loop {
+        if buf.len() == buf.capacity() {
+            if buf.len() >= max {
+                return Ok(None);
+            }
+            let mut bigger = Zeroizing::new(Vec::with_capacity(
+                buf.capacity().saturating_mul(2).min(max),
+            ));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        let len = buf.len();
+        // Zero only what this read may fill: zeroing all spare room on every call would
+        // make reading a large plaintext quadratic.
+        let room = (buf.capacity() - len).min(64 * 1024);
+        buf.resize(len + room, 0);
+        match r.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                return Ok(Some(buf));
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn check_signature(msg: &Message<'_>, signers: &[String], certs: &Certs) -> Signature {

@@ -7,6 +7,7 @@ mod authoring;
 mod cli;
 mod guests;
 mod hook;
+mod hostile_vault;
 mod inputs;
 mod lxc;
 mod qga;

@@ -365,3 +365,23 @@ pub fn colon_field(listing: &[u8], record: &str, field: usize) -> String {
         .unwrap_or_else(|| panic!("no `{record}` line in the gpg listing:\n{text}"));
     line.split(':').nth(field).unwrap().to_string()
 }
+
+impl Node {
+    /// [`Node::run`] under an address-space limit of `mib` MiB (`prlimit --as`): a run
+    /// that tries to allocate more fails instead of succeeding slowly.
+    pub fn run_limited(&self, mib: u64, args: &[&str]) -> Run {
+        let out = Command::new("prlimit")
+            .arg(format!("--as={}", mib << 20))
+            .arg("--")
+            .arg(BIN)
+            .arg("--config")
+            .arg(self.path("phx-hook.yaml"))
+            .args(args)
+            .env_remove("PHX_HOOK_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run::from(out)
+    }
+}
