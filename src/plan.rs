@@ -112,15 +112,16 @@ pub fn build_partial(m: &Manifest, v: &Vault) -> (Plan, Vec<Problem>) {
                 let mut ok = true;
                 for (name, key) in vars {
                     match r.get(key, &m.path, f.place) {
-                        Some(s) if s.expose().contains(&0) => {
-                            ok = false;
-                            r.problem(
-                                &m.path,
-                                f.place,
-                                format!("vault key `{key}` holds a NUL byte, which an env file cannot carry"),
-                            );
+                        Some(s) => {
+                            if let Err(why) = env_line(&mut out, name, s.expose()) {
+                                ok = false;
+                                r.problem(
+                                    &m.path,
+                                    f.place,
+                                    format!("vault key `{key}` {why}; deliver it with `format: raw` or `json` instead"),
+                                );
+                            }
                         }
-                        Some(s) => env_line(&mut out, name, s.expose()),
                         None => ok = false,
                     }
                 }
@@ -229,10 +230,33 @@ fn decode_base64(s: &Secret) -> Option<Secret> {
     Some(Secret::new(out))
 }
 
-/// `NAME=value`: bare when the value has only characters no shell treats specially,
-/// otherwise single-quoted with `'` written as `'\''`. Sourcing the file in sh and
-/// systemd's `EnvironmentFile=` both read it back to the exact value.
-fn env_line(out: &mut Zeroizing<Vec<u8>>, name: &str, value: &[u8]) {
+/// `NAME=value`, written so that sourcing the file in any POSIX shell (dash, bash,
+/// busybox) and systemd's `EnvironmentFile=` (`load_env_file`) both read back exactly the
+/// value, or an error saying why no quoting can:
+///
+/// - bare when every byte is one that neither treats specially;
+/// - else in double quotes with `\`, `"`, `$` and `` ` `` escaped by a backslash (both
+///   undo exactly these; a newline inside the quotes is kept by both);
+/// - else, for a value with a carriage return (systemd drops it inside double quotes), in
+///   single quotes, which neither interprets.
+///
+/// Refused: a NUL byte (neither can hold one), bytes that are not UTF-8 (systemd rejects
+/// the whole file), and a carriage return together with `'`. Shell-style `'\''` quoting,
+/// used before, is read wrongly by systemd and let a value with `'` and a newline add
+/// variables of its own (such as `LD_PRELOAD`) to the unit.
+fn env_line(out: &mut Zeroizing<Vec<u8>>, name: &str, value: &[u8]) -> Result<(), &'static str> {
+    if value.contains(&0) {
+        return Err("holds a NUL byte, which an env file cannot carry");
+    }
+    if std::str::from_utf8(value).is_err() {
+        return Err("holds bytes that are not UTF-8, which systemd's EnvironmentFile= refuses");
+    }
+    let cr = value.contains(&b'\r');
+    if cr && value.contains(&b'\'') {
+        return Err(
+            "holds both a carriage return and `'`, which no env-file quoting carries to both sh and systemd",
+        );
+    }
     out.extend_from_slice(name.as_bytes());
     out.push(b'=');
     let plain = !value.is_empty()
@@ -241,18 +265,22 @@ fn env_line(out: &mut Zeroizing<Vec<u8>>, name: &str, value: &[u8]) {
             .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(b));
     if plain {
         out.extend_from_slice(value);
+    } else if cr {
+        out.push(b'\'');
+        out.extend_from_slice(value);
+        out.push(b'\'');
     } else {
-        out.push(b'\'');
+        out.push(b'"');
         for &b in value {
-            if b == b'\'' {
-                out.extend_from_slice(b"'\\''");
-            } else {
-                out.push(b);
+            if matches!(b, b'\\' | b'"' | b'$' | b'`') {
+                out.push(b'\\');
             }
+            out.push(b);
         }
-        out.push(b'\'');
+        out.push(b'"');
     }
     out.push(b'\n');
+    Ok(())
 }
 
 #[cfg(test)]
@@ -294,7 +322,7 @@ mod tests {
         ));
         let p = build(&m, &vault()).unwrap();
         assert_eq!(content(&p, 0), "plain-1");
-        assert_eq!(content(&p, 1), "X='it'\\''s $x'\nY=plain-1\n");
+        assert_eq!(content(&p, 1), "X=\"it's \\$x\"\nY=plain-1\n");
         let j: serde_json::Value = serde_json::from_str(&content(&p, 2)).unwrap();
         assert_eq!(j["q"], "line1\nline2\"\\");
         assert_eq!(content(&p, 3), "hello");

@@ -5,6 +5,7 @@
 
 mod authoring;
 mod cli;
+mod envfile;
 mod guests;
 mod hook;
 mod hostile_vault;

@@ -9,8 +9,12 @@ set -euo pipefail
 # lxc: real containers, privileged and idmapped.
 # python3: the qm/pct stand-ins of the simulated Proxmox node; python3-jsonschema validates
 # SARIF output against the shipped schema; git: scan --history and vault --history.
-# util-linux (unshare) is always there.
-pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc python3 python3-jsonschema git)
+# systemd: its own env-file parser (libsystemd-shared) checks `format: env` files, and gcc
+# builds the small harness that calls it. shellcheck lints the programs that run in
+# guests (make lint). inotify-tools: the racing attacker in the hostile-guest tests.
+# util-linux (unshare, prlimit, setpriv) is always there.
+pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc python3 python3-jsonschema git
+  systemd gcc libc6-dev shellcheck inotify-tools)
 # make bench also needs: the baseline hook's jq, hyperfine, valgrind (callgrind).
 if [ "${1:-}" = bench ]; then pkgs+=(jq hyperfine valgrind); fi
 
