@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint demo ci deps forbid bench
+.PHONY: all build test lint demo ci deps forbid bench shellcheck
 
 all: build
 
@@ -18,9 +18,18 @@ build:
 test: deps
 	$(CARGO) test --locked
 
-lint: forbid
+lint: forbid shellcheck
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+## shellcheck: the programs that run inside guests (each as the guest runs it: lib.sh
+## first), and the test and demo scripts.
+shellcheck:
+	@for p in src/deliver/guest/*.sh; do \
+	  [ "$$p" = src/deliver/guest/lib.sh ] && continue; \
+	  cat src/deliver/guest/lib.sh "$$p" | shellcheck -s sh - || { echo "shellcheck: $$p" >&2; exit 1; }; \
+	done
+	shellcheck tests/scripts/*.sh hooks/phx-hook
 
 ## forbid: module-boundary rules from STYLE.md §5.2, and no leftover markers.
 forbid:

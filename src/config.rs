@@ -496,7 +496,10 @@ mod tests {
         for bad in ["", "0", "1x", "-1", "99999999999GiB"] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(parse("max_plaintext: 1MiB\n").unwrap().max_plaintext, 1 << 20);
+        assert_eq!(
+            parse("max_plaintext: 1MiB\n").unwrap().max_plaintext,
+            1 << 20
+        );
         assert_eq!(parse("max_plaintext: 2048\n").unwrap().max_plaintext, 2048);
         let e = parse("\nmax_plaintext: lots\n").unwrap_err().to_string();
         assert!(e.contains(":2:") && e.contains("max_plaintext"), "{e}");

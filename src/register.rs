@@ -295,14 +295,15 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let d = Utf8Path::from_path(t.path()).unwrap();
         let marker = d.join("ran");
-        let exe = d.join(format!("my bin $(touch {marker}) it's"));
-        fs::write(&exe, format!("#!/bin/sh\necho \"args:$*\"\n")).unwrap();
+        let exe = d.join("my bin $(touch ran) `touch ran` it's");
+        fs::write(&exe, "#!/bin/sh\necho \"args:$*\"\n").unwrap();
         fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
         let snippet = install_snippet(&d.join("snippets"), &exe).unwrap();
         let text = fs::read_to_string(&snippet).unwrap();
         assert_eq!(snippet_target(&text).as_deref(), Some(exe.as_str()));
         let out = Command::new(snippet.as_str())
             .args(["101", "pre-start"])
+            .current_dir(d)
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "args:101 pre-start\n");

@@ -14,15 +14,13 @@ pub const GUEST_TEXT_MAX: usize = 300;
 pub fn shown(bytes: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut out = String::with_capacity(text.len().min(max * 2) + 16);
-    let mut kept = 0usize;
     let mut chars = text.chars();
-    for c in chars.by_ref() {
+    for (kept, c) in chars.by_ref().enumerate() {
         if kept == max {
             let rest = 1 + chars.count();
             out.push_str(&format!("… ({rest} more characters)"));
             return out;
         }
-        kept += 1;
         match c {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),

@@ -7,6 +7,7 @@
 //! the first secret byte is written, it replaces the destination atomically (temporary
 //! name in the same directory, then rename), and the result is verified in the guest.
 
+pub(crate) mod guest;
 pub mod lxc;
 pub mod pct;
 pub mod qga;
@@ -14,21 +15,6 @@ pub mod qga;
 use std::time::{Duration, Instant};
 
 use crate::plan::{Delivery, Plan};
-
-/// A hidden temporary name beside `dest` (same directory, so the final rename is
-/// atomic), unique per process, moment and `seq`, and short enough for any filesystem.
-pub(crate) fn temp_name(dest: &crate::types::GuestPath, seq: usize) -> String {
-    let name: String = dest.file_name().chars().take(200).collect();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    let dir = dest.parent();
-    let sep = if dir == "/" { "" } else { "/" };
-    format!(
-        "{dir}{sep}.{name}.phx-{:x}{nanos:08x}-{seq}",
-        std::process::id()
-    )
-}
 
 /// How a delivered file was verified in the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

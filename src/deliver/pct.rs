@@ -2,11 +2,13 @@
 //! (PROXMOX.md §3): `pct push` creates no parent directories, creates files `0666 &
 //! ~umask` unless given `--perms`, truncates an existing file in place, takes the
 //! guest's config lock (which the start task holds during post-start), and can exit 0
-//! when the copy failed. So, per guest: one `pct exec` creates the parents; one
+//! when the copy failed. So, per guest: one `pct exec` creates the parents and checks
+//! that only root can write on the way (`pct push` resolves its path again, so a
+//! directory another user of the container can write would let them redirect it); one
 //! `pct push --perms --user --group` per file writes a new temporary name beside the
 //! destination, reading the content from a memfd (`/dev/fd/N`), never a host file; one
 //! `pct exec` verifies every temporary file's digest (or size) and renames it into place.
-//! Expected digests travel on stdin, never in argv.
+//! The programs are `deliver::guest`'s; names and digests travel on stdin, never argv.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -18,40 +20,11 @@ use camino::Utf8PathBuf;
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use sha2::{Digest, Sha256};
 
+use super::guest::{self, PCT_COMMIT, PCT_PREPARE};
 use super::{CommandOutcome, DeliverError, Transport, Verified, run_bounded};
 use crate::plan::Delivery;
+use crate::text;
 use crate::types::Vmid;
-
-/// Creates the parents of every destination (argv: the destinations, which are not
-/// secret) and prints `ok` or `err <why>` per destination.
-const PREPARE: &str = r#"umask 022
-for dest in "$@"; do
-  dir=${dest%/*}; [ -n "$dir" ] || dir=/
-  if [ -e "$dir" ] && [ ! -d "$dir" ]; then echo "err $dir exists and is not a directory"; continue; fi
-  mkdir -p "$dir" 2>/dev/null
-  if [ ! -d "$dir" ]; then echo "err cannot create directory $dir"; continue; fi
-  if [ -d "$dest" ] && [ ! -L "$dest" ]; then echo "err $dest is a directory"; continue; fi
-  if [ ! -w "$dir" ]; then echo "err cannot write in $dir"; continue; fi
-  echo ok
-done
-"#;
-
-/// Reads `tmp dest sha256 size` lines on stdin; for each, checks the pushed temporary
-/// file (regular, right size, right digest when `sha256sum` exists), renames it over the
-/// destination, and prints `ok sha256|size` or `err <why>` (removing the temporary file).
-const COMMIT: &str = r#"while read -r tmp dest want_sum want_size; do
-  if [ ! -f "$tmp" ] || [ -L "$tmp" ]; then echo "err the pushed file is missing (pct push failed)"; continue; fi
-  size=$(wc -c < "$tmp"); size=$((size + 0))
-  if [ "$size" != "$want_size" ]; then rm -f "$tmp"; echo "err verification failed: $size bytes in the container instead of $want_size"; continue; fi
-  how=size
-  if command -v sha256sum >/dev/null 2>&1; then
-    sum=$(sha256sum < "$tmp"); sum=${sum%% *}
-    if [ "$sum" != "$want_sum" ]; then rm -f "$tmp"; echo "err verification failed: the content in the container differs (sha256)"; continue; fi
-    how=sha256
-  fi
-  if mv -f "$tmp" "$dest" 2>/dev/null; then echo "ok $how"; else rm -f "$tmp"; echo "err cannot rename into $dest"; fi
-done
-"#;
 
 /// The `pct` transport for one container.
 pub struct PctTransport {
@@ -192,14 +165,15 @@ impl PctTransport {
     }
 }
 
+/// The first non-empty line of a tool's (or the guest's) output, bounded and escaped.
 fn first_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("no message")
-        .chars()
-        .take(300)
-        .collect()
+    text::guest(
+        s.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("no message")
+            .as_bytes(),
+    )
 }
 
 impl Transport for PctTransport {
@@ -213,13 +187,18 @@ impl Transport for PctTransport {
 
     fn deliver_all(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
         let fail_all = |e: DeliverError| files.iter().map(|_| Err(e.clone())).collect::<Vec<_>>();
-        // 1. Parents, in one `pct exec`.
-        let mut argv = vec!["/bin/sh", "-c", PREPARE, "phx-hook"];
-        argv.extend(files.iter().map(|d| d.dest.as_str()));
-        let (o, out, err) = match self.exec(&argv, None) {
-            Ok(r) => r,
-            Err(e) => return fail_all(e),
-        };
+        // 1. Parents, and the check that only root can write on the way, in one `pct exec`.
+        let mut input = Vec::new();
+        for d in files {
+            input.extend_from_slice(
+                format!("{}\n{}\n", d.dest.parent(), d.dest.file_name()).as_bytes(),
+            );
+        }
+        let (o, out, err) =
+            match self.exec(&["/bin/sh", "-c", &PCT_PREPARE, "phx-hook"], Some(&input)) {
+                Ok(r) => r,
+                Err(e) => return fail_all(e),
+            };
         if !o.success() {
             let why = first_line(&err);
             let hint = if why.contains("/bin/sh")
@@ -240,9 +219,9 @@ impl Transport for PctTransport {
             .enumerate()
             .map(|(i, _)| match prepared.get(i) {
                 Some(&"ok") => None,
-                Some(l) => Some(Err(DeliverError::File(
-                    l.strip_prefix("err ").unwrap_or(l).to_string(),
-                ))),
+                Some(l) => Some(Err(DeliverError::File(text::guest(
+                    l.strip_prefix("err ").unwrap_or(l).as_bytes(),
+                )))),
                 None => Some(Err(DeliverError::File(
                     "the container did not answer for this file".into(),
                 ))),
@@ -258,13 +237,15 @@ impl Transport for PctTransport {
             if results[i].is_some() {
                 continue;
             }
-            let tmp = super::temp_name(&d.dest, i);
+            let name = guest::temp_name(&d.dest);
+            let dir = d.dest.parent();
+            let tmp = format!("{}/{name}", dir.trim_end_matches('/'));
             match self.push(d, &tmp) {
                 Ok(()) => {
                     commit.extend_from_slice(
                         format!(
-                            "{tmp} {} {} {}\n",
-                            d.dest,
+                            "{dir}\n{}\n{name}\n{}\n{}\n",
+                            d.dest.file_name(),
                             crate::types::hex(&Sha256::digest(d.content.expose())),
                             d.content.len()
                         )
@@ -281,16 +262,16 @@ impl Transport for PctTransport {
         }
         // 3. Verify and rename, in one `pct exec`, digests on stdin.
         if !committed.is_empty() {
-            match self.exec(&["/bin/sh", "-c", COMMIT, "phx-hook"], Some(&commit)) {
+            match self.exec(&["/bin/sh", "-c", &PCT_COMMIT, "phx-hook"], Some(&commit)) {
                 Ok((_, out, _)) => {
                     let lines: Vec<&str> = out.lines().collect();
                     for (k, &i) in committed.iter().enumerate() {
                         results[i] = Some(match lines.get(k) {
                             Some(&"ok sha256") => Ok(Verified::Digest),
                             Some(&"ok size") => Ok(Verified::Size),
-                            Some(l) => Err(DeliverError::File(
-                                l.strip_prefix("err ").unwrap_or(l).to_string(),
-                            )),
+                            Some(l) => Err(DeliverError::File(text::guest(
+                                l.strip_prefix("err ").unwrap_or(l).as_bytes(),
+                            ))),
                             None => Err(DeliverError::File(
                                 "the container did not confirm this file".into(),
                             )),

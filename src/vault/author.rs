@@ -190,9 +190,9 @@ impl Author {
                         pgp::DecryptError::TooLarge { limit } => format!(
                             "`{path}` decompresses to more than {limit} bytes (`max_plaintext`)"
                         ),
-                        pgp::DecryptError::TooManySessionKeys { found } => format!(
-                            "`{path}` carries {found} session-key packets for this key"
-                        ),
+                        pgp::DecryptError::TooManySessionKeys { found } => {
+                            format!("`{path}` carries {found} session-key packets for this key")
+                        }
                     })
                 })?;
                 Ok(d.plaintext)

@@ -308,7 +308,7 @@ fn check_key<E: de::Error>(k: &str) -> Result<(), E> {
     if k.is_empty() || k.contains('/') {
         return Err(E::custom(format!(
             "key `{}` is empty or contains `/`",
-            crate::text::name(&k)
+            crate::text::name(k)
         )));
     }
     Ok(())

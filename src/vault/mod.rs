@@ -1005,7 +1005,9 @@ mod tests {
     #[test]
     fn errors_quote_names_short_and_escaped() {
         let huge = format!("{}/\\u001b[31m", "k".repeat(1 << 20));
-        let e = vault(&format!("{{\"{huge}\": \"x\"}}")).unwrap_err().to_string();
+        let e = vault(&format!("{{\"{huge}\": \"x\"}}"))
+            .unwrap_err()
+            .to_string();
         assert!(e.len() < 400, "{} bytes", e.len());
         assert!(!e.contains('\x1b'), "{e}");
         let dup = format!("{{\"{0}\": \"x\", \"{0}\": \"y\"}}", "d".repeat(100_000));

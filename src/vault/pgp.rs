@@ -151,17 +151,27 @@ pub(crate) enum Signature {
 pub(crate) enum DecryptError {
     NotOpenPgp(String),
     NotEncrypted,
-    NotForThisKey { recipients: Vec<String> },
-    PassphraseNeeded { key: String },
-    WrongPassphrase { key: String },
+    NotForThisKey {
+        recipients: Vec<String>,
+    },
+    PassphraseNeeded {
+        key: String,
+    },
+    WrongPassphrase {
+        key: String,
+    },
     Tampered,
     GnupgAeadDisabled,
     Corrupt(String),
     /// The plaintext is larger than the configured bound (a compression bomb, or a
     /// vault far larger than any real one).
-    TooLarge { limit: u64 },
+    TooLarge {
+        limit: u64,
+    },
     /// More session-key packets addressed to this host (or hidden) than are worth trying.
-    TooManySessionKeys { found: usize },
+    TooManySessionKeys {
+        found: usize,
+    },
 }
 
 /// The most session-key packets for this host's keys (or hidden recipients) that are
@@ -261,7 +271,9 @@ fn read_capped(
     hint: usize,
     limit: u64,
 ) -> std::io::Result<Option<Zeroizing<Vec<u8>>>> {
-    let max = usize::try_from(limit).unwrap_or(usize::MAX).saturating_add(1);
+    let max = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
     let mut buf = Zeroizing::new(Vec::with_capacity(hint.clamp(4096, max)));
     loop {
         if buf.len() == buf.capacity() {

@@ -22,10 +22,16 @@ fn harness() -> PathBuf {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .find(|n| n.starts_with("libsystemd-shared-") && n.ends_with(".so"))
         .expect("libsystemd-shared-*.so");
-    let name = so.trim_start_matches("lib").trim_end_matches(".so").to_string();
+    let name = so
+        .trim_start_matches("lib")
+        .trim_end_matches(".so")
+        .to_string();
     crate::util::sh(
         Command::new("gcc")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sd-load-env.c"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/sd-load-env.c"
+            ))
             .arg("-o")
             .arg(&out)
             .arg(format!("-L{lib}"))
@@ -43,7 +49,10 @@ fn systemd_reads(harness: &Path, file: &Path) -> BTreeMap<String, Vec<u8>> {
         .filter(|e| !e.is_empty())
         .map(|e| {
             let i = e.iter().position(|&b| b == b'=').unwrap();
-            (String::from_utf8(e[..i].to_vec()).unwrap(), e[i + 1..].to_vec())
+            (
+                String::from_utf8(e[..i].to_vec()).unwrap(),
+                e[i + 1..].to_vec(),
+            )
         })
         .collect()
 }
@@ -52,7 +61,11 @@ fn systemd_reads(harness: &Path, file: &Path) -> BTreeMap<String, Vec<u8>> {
 fn shell_reads(shell: &[&str], file: &Path, names: &[String]) -> Vec<Vec<u8>> {
     let script = format!(
         ". \"$1\"; printf '%s\\0' {}",
-        names.iter().map(|n| format!("\"${n}\"")).collect::<Vec<_>>().join(" ")
+        names
+            .iter()
+            .map(|n| format!("\"${n}\""))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let out = crate::util::sh(
         Command::new(shell[0])

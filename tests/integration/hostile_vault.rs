@@ -8,7 +8,13 @@ use crate::util::*;
 /// `len` bytes of zeros, compressed by gpg with `algo`, encrypted to the `ed` key.
 fn bomb(len: usize, algo: &str) -> Vec<u8> {
     let zeros = vec![0u8; len];
-    keys().encrypt(&zeros, &["ed"], false, None, &["--compress-algo", algo, "-z", "9"])
+    keys().encrypt(
+        &zeros,
+        &["ed"],
+        false,
+        None,
+        &["--compress-algo", algo, "-z", "9"],
+    )
 }
 
 /// Regression (issue 12, point 2): a vault of a few hundred bytes that expands to
@@ -109,15 +115,18 @@ fn malformed_vaults_give_short_errors_without_content() {
     let n = ready_node();
     n.write("pve/lxc/101.conf", b"arch: amd64\n");
     let k = keys();
-    n.vault(&k.encrypt(br#"{"_phx": "VALUE-IN-PHX-123"}"#, &["ed"], false, None, &[]));
+    n.vault(&k.encrypt(
+        br#"{"_phx": "VALUE-IN-PHX-123"}"#,
+        &["ed"],
+        false,
+        None,
+        &[],
+    ));
     let r = n.run(&["check"]);
     r.assert_code(1)
         .assert_contains("`_phx` is a string")
         .assert_lacks("VALUE-IN-PHX-123");
-    let huge = format!(
-        "{{\"{}\\u001b[2J/x\": \"v\"}}",
-        "K".repeat(1 << 20)
-    );
+    let huge = format!("{{\"{}\\u001b[2J/x\": \"v\"}}", "K".repeat(1 << 20));
     n.vault(&k.encrypt(huge.as_bytes(), &["ed"], false, None, &[]));
     for args in [&["check"][..], &["101", "pre-start"]] {
         let r = n.run(args);

@@ -17,7 +17,7 @@ use crate::util::*;
 const VMID: u32 = 201;
 
 /// A node whose VM 201's agent socket is `socket`.
-fn vm_node(socket: &std::path::Path, manifest: &str, vault_json: &[u8]) -> Node {
+pub fn vm_node(socket: &std::path::Path, manifest: &str, vault_json: &[u8]) -> Node {
     let k = keys();
     let n = Node::new();
     n.host_key(&k.secret("ed", true));
@@ -288,11 +288,12 @@ fn scripted_agent(path: &std::path::Path, script: Script) {
                     }
                     "guest-exec" if matches!(script, Script::Silent) => continue,
                     "guest-exec" => {
-                        // Remember the header line ("<sha256> <size>") the client sent.
+                        // Remember the digest the client sent for its one file: the batch
+                        // program's ninth stdin line (count, then eight header lines).
                         let input = v["arguments"]["input-data"].as_str().unwrap_or("");
                         let bytes = B64.decode(input).unwrap_or_default();
                         header = String::from_utf8_lossy(
-                            bytes.split(|&b| b == b'\n').next().unwrap_or(b""),
+                            bytes.split(|&b| b == b'\n').nth(8).unwrap_or(b""),
                         )
                         .to_string();
                         let mut out = Vec::new();

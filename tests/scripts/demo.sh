@@ -14,7 +14,7 @@ DEMO=$(mktemp -d /tmp/phx-hook-demo.XXXXXX)
 chmod 755 "$DEMO"   # the unprivileged container's root must traverse it
 AGENT_PID=
 cleanup() {
-  [ -n "$AGENT_PID" ] && kill -9 "$AGENT_PID" 2>/dev/null || true
+  if [ -n "$AGENT_PID" ]; then kill -9 "$AGENT_PID" 2>/dev/null || true; fi
   lxc-stop -P "$DEMO/lxc" -n 101 -k >/dev/null 2>&1 || true
   lxc-destroy -P "$DEMO/lxc" -n 101 >/dev/null 2>&1 || true
   gpgconf --homedir "$DEMO/gnupg" --kill gpg-agent 2>/dev/null || true

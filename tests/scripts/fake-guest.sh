@@ -19,6 +19,8 @@ rm -f "$ROOT/run/qga.sock"
 # Commands that would act on the real host are always blocked.
 BLOCK=guest-shutdown,guest-suspend-disk,guest-suspend-ram,guest-suspend-hybrid,guest-set-time,guest-fsfreeze-freeze,guest-fsfreeze-freeze-list,guest-fsfreeze-thaw,guest-set-vcpus,guest-set-memory-blocks,guest-fstrim
 export ROOT BLOCK
+# The inner program is expanded by the inner shell, on purpose.
+# shellcheck disable=SC2016
 exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin ROOT="$ROOT" BLOCK="$BLOCK" PHX_EXTRA_BLOCK="${PHX_EXTRA_BLOCK:-}" \
   unshare --mount --pid --fork --kill-child --propagation private -- sh -ec '
     mount --bind /usr "$ROOT/usr"

@@ -9,16 +9,18 @@
 //! `/etc/group`. The fork itself is in `crate::sys`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, open, openat, readlinkat, renameat};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::stat::{Mode, umask};
+use nix::sys::stat::{FileStat, Mode, fstat, fstatat, mkdirat, umask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Gid, Pid, Uid, setgid, setgroups, setuid};
 use zeroize::Zeroizing;
@@ -142,63 +144,202 @@ fn resolve(o: &Owner, db: &str, what: &str) -> Result<u32, String> {
     }
 }
 
-/// In the child: write one file. Errors are one-line messages without values.
-fn write_one(d: &Delivery, passwd: &str, group: &str, seq: usize) -> Result<Verified, String> {
-    let uid = resolve(&d.owner, passwd, "user")?;
-    let gid = resolve(&d.group, group, "group")?;
-    let dir = d.dest.parent();
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-        .map_err(|e| {
-            match std::path::Path::new(dir)
-                .ancestors()
-                .find(|a| a.exists() && !a.is_dir())
-            {
-                Some(file) => format!("{} exists and is not a directory", file.display()),
-                None => format!("cannot create directory {dir}: {}", io_text(&e)),
+/// Whether only root can write in the directory described by `st` (owner uid 0, no
+/// group or other write bit): then no other user can add, remove or rename its entries.
+fn root_only(st: &FileStat) -> bool {
+    st.st_uid == 0 && st.st_mode & 0o022 == 0
+}
+
+fn is(st: &FileStat, kind: libc::mode_t) -> bool {
+    st.st_mode & libc::S_IFMT == kind
+}
+
+/// Open the absolute directory `dir` in the child's (the container's) mount namespace
+/// by walking it one component at a time with `openat(O_NOFOLLOW)`, creating missing
+/// components (0755). A symbolic link is followed only when the directory that holds it
+/// can be written by root alone, and then its target is walked the same way; a link
+/// anywhere else could have been planted by another user of the container. This is what
+/// `lib.sh`'s `phx_cd` does in a shell.
+fn open_dir(dir: &str) -> Result<OwnedFd, String> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let root =
+        || open("/", flags, Mode::empty()).map_err(|e| format!("cannot open /: {}", e.desc()));
+    let mut cur = root()?;
+    let mut here = String::new();
+    let mut rest: std::collections::VecDeque<String> = dir.split('/').map(str::to_string).collect();
+    let mut links = 0;
+    while let Some(comp) = rest.pop_front() {
+        match comp.as_str() {
+            "" | "." => continue,
+            ".." => {
+                cur = openat(&cur, "..", flags, Mode::empty())
+                    .map_err(|e| format!("cannot go up from {here}: {}", e.desc()))?;
+                here.truncate(here.rfind('/').unwrap_or(0));
+                continue;
             }
+            _ => {}
+        }
+        let path = format!("{here}/{comp}");
+        match fstatat(&cur, comp.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if is(&st, libc::S_IFLNK) => {
+                links += 1;
+                if links > 40 {
+                    return Err(format!("too many symbolic links below {here}/"));
+                }
+                let dir_st =
+                    fstat(&cur).map_err(|e| format!("cannot stat {here}/: {}", e.desc()))?;
+                if !root_only(&dir_st) {
+                    return Err(format!(
+                        "{path} is a symbolic link in a directory that users other than root can write"
+                    ));
+                }
+                let to = readlinkat(&cur, comp.as_str())
+                    .map_err(|e| format!("cannot read the link {path}: {}", e.desc()))?;
+                let to = to.to_string_lossy().into_owned();
+                if to.starts_with('/') {
+                    cur = root()?;
+                    here.clear();
+                }
+                for (i, c) in to.split('/').enumerate() {
+                    rest.insert(i, c.to_string());
+                }
+                continue;
+            }
+            Ok(st) if is(&st, libc::S_IFDIR) => {}
+            Ok(_) => return Err(format!("{path} exists and is not a directory")),
+            Err(Errno::ENOENT) => {
+                match mkdirat(&cur, comp.as_str(), Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(format!("cannot create directory {path}: {}", e.desc())),
+                }
+            }
+            Err(e) => return Err(format!("cannot stat {path}: {}", e.desc())),
+        }
+        cur = openat(&cur, comp.as_str(), flags, Mode::empty()).map_err(|e| match e {
+            Errno::ELOOP | Errno::ENOTDIR => {
+                format!("{path} was replaced by a symbolic link during delivery")
+            }
+            e => format!("cannot enter {path}: {}", e.desc()),
         })?;
-    if let Ok(m) = fs::symlink_metadata(d.dest.as_str())
-        && m.is_dir()
-    {
-        return Err(format!("{} is a directory", d.dest));
+        here = path;
     }
-    let tmp = super::temp_name(&d.dest, seq);
+    Ok(cur)
+}
+
+/// The container's `/etc/passwd` and `/etc/group`, read once and only when a name must
+/// be resolved: at most 4 MiB each, and only a regular file (a container can make them
+/// links to `/dev/zero` or FIFOs; the writer runs in the host's memory cgroup).
+struct Db {
+    passwd: Option<Result<String, String>>,
+    group: Option<Result<String, String>>,
+}
+
+/// The most of a container's user or group database phx-hook reads.
+pub const MAX_DB_BYTES: u64 = 4 << 20;
+
+fn read_db(path: &str) -> Result<String, String> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| format!("cannot read the container's {path}: {}", io_text(&e)))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("cannot read the container's {path}: {}", io_text(&e)))?;
+    if !meta.is_file() || meta.len() > MAX_DB_BYTES {
+        return Err(format!(
+            "the container's {path} is not a regular file of at most {MAX_DB_BYTES} bytes"
+        ));
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    f.take(MAX_DB_BYTES)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read the container's {path}: {}", io_text(&e)))?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+impl Db {
+    fn id(&mut self, o: &Owner, what: &str) -> Result<u32, String> {
+        let Owner::Name(n) = o else {
+            return resolve(o, "", what);
+        };
+        let (slot, path) = if what == "user" {
+            (&mut self.passwd, "/etc/passwd")
+        } else {
+            (&mut self.group, "/etc/group")
+        };
+        let db = slot
+            .get_or_insert_with(|| read_db(path))
+            .as_ref()
+            .map_err(Clone::clone)?;
+        id_of(db, n).ok_or_else(|| format!("{what} `{n}` does not exist in the container"))
+    }
+}
+
+/// In the child: write one file. Errors are one-line messages without values.
+fn write_one(d: &Delivery, db: &mut Db) -> Result<Verified, String> {
+    let uid = db.id(&d.owner, "user")?;
+    let gid = db.id(&d.group, "group")?;
+    let dir_fd = open_dir(d.dest.parent())?;
+    let name = d.dest.file_name();
+    let tmp = crate::deliver::guest::temp_name(&d.dest);
+    let created = openat(
+        &dir_fd,
+        tmp.as_str(),
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| format!("cannot create a file in {}: {}", d.dest.parent(), e.desc()))?;
+    let mut f = File::from(created);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(|e| format!("cannot create a file in {dir}: {}", io_text(&e)))?;
         std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
             .map_err(|e| format!("cannot set owner {uid}:{gid}: {}", io_text(&e)))?;
         f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(d.mode))
             .map_err(|e| format!("cannot set mode {:04o}: {}", d.mode, io_text(&e)))?;
         f.write_all(d.content.expose())
-            .map_err(|e| format!("cannot write {tmp}: {}", io_text(&e)))?;
+            .map_err(|e| format!("cannot write {}: {}", d.dest, io_text(&e)))?;
         f.sync_all()
-            .map_err(|e| format!("cannot sync {tmp}: {}", io_text(&e)))?;
-        // Read back through a new descriptor and compare.
+            .map_err(|e| format!("cannot sync {}: {}", d.dest, io_text(&e)))?;
+        // Read back through the same descriptor (never the name, which another user of a
+        // directory they can write could have swapped) and compare.
         let mut back = Zeroizing::new(Vec::with_capacity(d.content.len()));
-        File::open(&tmp)
-            .and_then(|r| r.take(d.content.len() as u64 + 1).read_to_end(&mut back))
-            .map_err(|e| format!("cannot read back {tmp}: {}", io_text(&e)))?;
+        f.seek(SeekFrom::Start(0))
+            .and_then(|_| (&f).take(d.content.len() as u64 + 1).read_to_end(&mut back))
+            .map_err(|e| format!("cannot read back {}: {}", d.dest, io_text(&e)))?;
         if back.as_slice() != d.content.expose() {
             return Err("verification failed: the content read back differs".to_string());
         }
-        fs::rename(&tmp, d.dest.as_str())
-            .map_err(|e| format!("cannot rename into {}: {}", d.dest, io_text(&e)))?;
-        if let Ok(dirf) = File::open(dir) {
-            let _ = dirf.sync_all();
+        renameat(&dir_fd, tmp.as_str(), &dir_fd, name).map_err(|e| match e {
+            Errno::EISDIR => format!("{} is a directory", d.dest),
+            e => format!("cannot rename into {}: {}", d.dest, e.desc()),
+        })?;
+        let ours = fstat(&f).map_err(|e| format!("cannot stat {}: {}", d.dest, e.desc()))?;
+        match fstatat(&dir_fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if st.st_ino == ours.st_ino && st.st_dev == ours.st_dev => {}
+            _ => {
+                return Err(format!(
+                    "{} was replaced during delivery (users other than root can write in {})",
+                    d.dest,
+                    d.dest.parent()
+                ));
+            }
         }
+        let _ = nix::unistd::fsync(&dir_fd);
         Ok(Verified::Digest)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        // Remove the temporary name if it is still ours.
+        if let (Ok(st), Ok(ours)) = (
+            fstatat(&dir_fd, tmp.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW),
+            fstat(&f),
+        ) && st.st_ino == ours.st_ino
+        {
+            let _ = nix::unistd::unlinkat(
+                &dir_fd,
+                tmp.as_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+        }
     }
     result
 }
@@ -219,10 +360,12 @@ fn child(ns: &Namespaces, files: &[Delivery], w: OwnedFd) -> i32 {
         let _ = writeln!(out, "fatal\t{}", one_line(&e));
         return 1;
     }
-    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = fs::read_to_string("/etc/group").unwrap_or_default();
-    for (i, d) in files.iter().enumerate() {
-        let line = match write_one(d, &passwd, &group, i) {
+    let mut db = Db {
+        passwd: None,
+        group: None,
+    };
+    for d in files {
+        let line = match write_one(d, &mut db) {
             Ok(_) => "ok".to_string(),
             Err(e) => format!("err\t{}", one_line(&e)),
         };
