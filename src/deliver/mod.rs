@@ -179,18 +179,34 @@ pub fn execute(plan: &Plan, t: &mut dyn Transport, progress: &mut dyn FnMut(Even
     report
 }
 
-/// Run `cmd` with `input` on stdin (or none), capturing stdout and stderr, killing it if
-/// it runs longer than `bound`. Stdin carries secrets where a caller passes them; they
-/// never go in argv.
+/// The most of a child's stdout or stderr phx-hook keeps (the rest is read and dropped):
+/// a container's `sh` or an `after` command can print without end.
+pub const MAX_CHILD_OUTPUT: usize = 1 << 20;
+
+/// How long, once a child has exited, its output is still read: a process it left behind
+/// (in a container, say) may hold the pipes open for ever.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+
+/// Run `cmd` with `input` on stdin (or none), capturing at most [`MAX_CHILD_OUTPUT`]
+/// bytes of its stdout and stderr each. Everything is bounded by `bound`: writing stdin
+/// (a child that never reads), the child itself (killed, with its whole process group),
+/// and reading its output (a grandchild that keeps the pipes open after the child exits
+/// is not waited for). Stdin carries secrets where a caller passes them; they never go
+/// in argv.
 pub(crate) fn run_bounded(
     cmd: &mut std::process::Command,
     input: Option<&[u8]>,
     bound: Duration,
 ) -> Result<(CommandOutcome, Vec<u8>, Vec<u8>), DeliverError> {
-    use std::io::{Read, Write};
-    use std::os::unix::process::ExitStatusExt;
+    use std::io::{ErrorKind, Read, Write};
+    use std::os::fd::AsFd;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
     use std::process::Stdio;
-    let prog = cmd.get_program().to_string_lossy().into_owned();
+
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+    let prog = crate::text::guest(cmd.get_program().as_encoded_bytes());
     let mut child = cmd
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -199,36 +215,92 @@ pub(crate) fn run_bounded(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|e| DeliverError::Unreachable(format!("failed to run `{prog}`: {e}")))?;
-    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-        // A child that exits early closes the pipe; its status tells what happened.
-        let _ = stdin.write_all(input);
-    }
-    let deadline = Instant::now() + bound;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(DeliverError::File(format!(
-                    "`{prog}` did not finish within {:.0}s",
-                    bound.as_secs_f64()
-                )));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => return Err(DeliverError::File(format!("waiting for `{prog}`: {e}"))),
-        }
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let nonblock = |fd: std::os::fd::BorrowedFd<'_>| {
+        let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
     };
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_end(&mut out);
+    let file = |fd: std::os::fd::OwnedFd| std::fs::File::from(fd);
+    let mut stdin = child.stdin.take().map(|f| file(f.into()));
+    let mut stdout = child.stdout.take().map(|f| file(f.into()));
+    let mut stderr = child.stderr.take().map(|f| file(f.into()));
+    for fd in [
+        stdin.as_ref().map(|f| f.as_fd()),
+        stdout.as_ref().map(|f| f.as_fd()),
+        stderr.as_ref().map(|f| f.as_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        nonblock(fd);
     }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_end(&mut err);
+    let input = input.unwrap_or_default();
+    let mut written = 0;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + bound;
+    let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if exited.is_none()
+            && let Ok(Some(s)) = child.try_wait()
+        {
+            exited = Some((s, Instant::now()));
+        }
+        if let Some((_, at)) = exited
+            && ((stdout.is_none() && stderr.is_none()) || at.elapsed() >= DRAIN_AFTER_EXIT)
+        {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            return Err(DeliverError::File(format!(
+                "`{prog}` did not finish within {:.0}s",
+                bound.as_secs_f64()
+            )));
+        }
+        if written == input.len() {
+            stdin = None; // EOF for the child
+        }
+        let mut fds = Vec::with_capacity(3);
+        if let Some(f) = &stdin {
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLOUT));
+        }
+        if let Some(f) = &stdout {
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(f) = &stderr {
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+        }
+        // Short polls: the child's exit is noticed by try_wait, not by a descriptor.
+        let _ = poll(&mut fds, PollTimeout::from(20u8));
+        drop(fds);
+        if let Some(f) = &mut stdin {
+            match f.write(&input[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                // The child closed its stdin (exited early): its status tells what happened.
+                Err(_) => written = input.len(),
+            }
+        }
+        for (pipe, buf) in [(&mut stdout, &mut out), (&mut stderr, &mut err)] {
+            let Some(f) = pipe else { continue };
+            match f.read(&mut chunk) {
+                Ok(0) => *pipe = None,
+                Ok(n) => {
+                    let keep = n.min(MAX_CHILD_OUTPUT.saturating_sub(buf.len()));
+                    buf.extend_from_slice(&chunk[..keep]);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => *pipe = None,
+            }
+        }
     }
+    let Some((status, _)) = exited else {
+        return Err(DeliverError::File(format!("`{prog}` vanished")));
+    };
     Ok((
         CommandOutcome {
             exitcode: status.code(),

@@ -268,3 +268,72 @@ fn a_link_a_container_user_planted_on_the_way_is_not_followed() {
         }
     }
 }
+
+/// Regression (issue 12, point 5): a container whose `/bin/sh` leaves a child holding
+/// stdout open hung the pct transport and `after` commands for ever, past
+/// `agent.timeout`, with the worker's lock and secrets held. Now every read of a child's
+/// output stops shortly after the child exits.
+#[test]
+fn a_container_that_holds_its_output_open_cannot_hang_delivery() {
+    let cts = Containers::start();
+    // The container's sh: start a process that keeps stdout and stderr, then run the
+    // real shell.
+    let sh = cts.path(PRIV, "/bin/sh");
+    let _ = fs::remove_file(&sh);
+    fs::write(
+        &sh,
+        "#!/bin/busybox sh\n/bin/busybox sleep 1000 &\nexec /bin/busybox sh \"$@\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&sh, fs::Permissions::from_mode(0o755)).unwrap();
+    let manifest = "guest: lxc\nfiles:\n  - {dest: /etc/app/secret, key: samba/password}\nafter:\n  - [/bin/sh, -c, \"echo restarted\"]\n";
+    for transport in ["pct", "native"] {
+        let n = crate::lxc::ct_node_with(&cts, manifest, transport, "agent:\n  timeout: 5s\n", VAULT_JSON);
+        let t = std::time::Instant::now();
+        crate::lxc::run(&n, &cts, &["inject", &PRIV.to_string()])
+            .assert_code(0)
+            .assert_contains("1 of 1 file delivered")
+            .assert_contains("after: /bin/sh -c echo restarted: ok");
+        assert!(t.elapsed().as_secs() < 20, "{transport}: took {:?}", t.elapsed());
+    }
+}
+
+/// Regression (issue 12, point 4): the native transport read the container's
+/// /etc/passwd and /etc/group without a bound; a link to /dev/zero grew the host-side
+/// writer without end (in the host's memory cgroup), a FIFO blocked it.
+#[test]
+fn a_container_cannot_make_the_host_read_without_bound() {
+    let cts = Containers::start();
+    let manifest = "guest: lxc\nfiles:\n  - {dest: /etc/app/secret, key: samba/password, owner: app, group: app}\n";
+    for (ct, passwd, group) in [(PRIV, "zero", "fifo"), (IDMAPPED, "big", "zero")] {
+        let etc = cts.path(ct, "/etc");
+        for (name, kind) in [("passwd", passwd), ("group", group)] {
+            let p = etc.join(name);
+            let _ = fs::remove_file(&p);
+            match kind {
+                "zero" => std::os::unix::fs::symlink("/dev/zero", &p).unwrap(),
+                "fifo" => drop(crate::util::sh(Command::new("mkfifo").arg(&p))),
+                _ => fs::write(&p, "x".repeat(5 << 20)).unwrap(),
+            };
+        }
+        let n = crate::lxc::ct_node_with(&cts, manifest, "native", "agent:\n  timeout: 5s\n", VAULT_JSON);
+        let env = cts.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let t = std::time::Instant::now();
+        let out = Command::new("prlimit")
+            .arg(format!("--as={}", 256u64 << 20))
+            .arg("--")
+            .arg(BIN)
+            .arg("--config")
+            .arg(n.path("phx-hook.yaml"))
+            .args(["inject", &ct.to_string()])
+            .envs(env)
+            .output()
+            .unwrap();
+        let r = Run::from(out);
+        r.assert_code(1)
+            .assert_contains("is not a regular file of at most 4194304 bytes");
+        assert!(t.elapsed().as_secs() < 15, "{ct}: took {:?}", t.elapsed());
+        assert!(!cts.path(ct, "/etc/app/secret").exists());
+    }
+}

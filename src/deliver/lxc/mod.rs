@@ -60,17 +60,16 @@ impl NativeTransport {
         }
     }
 
-    /// The container's init pid, as pct finds it (`lxc-info -n <vmid> -p`).
+    /// The container's init pid, as pct finds it (`lxc-info -n <vmid> -p`), bounded in
+    /// time like every other command.
     pub fn init_pid(&self) -> Result<i32, DeliverError> {
         let mut words = self.lxc_info.split_whitespace();
         let prog = words.next().unwrap_or("lxc-info");
-        let out = Command::new(prog)
-            .args(words)
-            .args(["-n", &self.vmid.to_string(), "-p"])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| DeliverError::Unreachable(format!("failed to run `{prog}`: {e}")))?;
-        let text = String::from_utf8_lossy(&out.stdout);
+        let mut cmd = Command::new(prog);
+        cmd.args(words).args(["-n", &self.vmid.to_string(), "-p"]);
+        let (_, out, _) = super::run_bounded(&mut cmd, None, self.timeout)
+            .map_err(|e| DeliverError::Unreachable(e.to_string()))?;
+        let text = String::from_utf8_lossy(&out);
         let pid = text
             .lines()
             .find_map(|l| l.strip_prefix("PID:"))
@@ -421,16 +420,16 @@ impl NativeTransport {
             }
         };
         if let Some(fatal) = lines.first().and_then(|l| l.strip_prefix("fatal\t")) {
-            return fail_all(DeliverError::Unreachable(fatal.to_string()));
+            return fail_all(DeliverError::Unreachable(crate::text::guest(fatal.as_bytes())));
         }
         files
             .iter()
             .enumerate()
             .map(|(i, _)| match lines.get(i).map(String::as_str) {
                 Some("ok") => Ok(Verified::Digest),
-                Some(l) => Err(DeliverError::File(
-                    l.strip_prefix("err\t").unwrap_or(l).to_string(),
-                )),
+                Some(l) => Err(DeliverError::File(crate::text::guest(
+                    l.strip_prefix("err\t").unwrap_or(l).as_bytes(),
+                ))),
                 None => Err(DeliverError::File(format!(
                     "the writer stopped early ({status})"
                 ))),
@@ -460,6 +459,9 @@ fn read_lines_bounded(r: OwnedFd, bound: Duration) -> Result<Vec<String>, ()> {
         let mut chunk = [0u8; 4096];
         match f.read(&mut chunk) {
             Ok(0) => break,
+            // The writer reports a line per file; paths in it can come from the container
+            // (link targets), so the whole report is bounded too.
+            Ok(n) if buf.len() + n > super::MAX_CHILD_OUTPUT => return Err(()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return Err(()),
