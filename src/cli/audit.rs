@@ -136,5 +136,7 @@ fn human(v: &Value) -> String {
             line.push_str(&format!(" -- {e}"));
         }
     }
-    line
+    // The log is written escaped, but a line edited by hand could hold anything: no
+    // control character reaches the terminal.
+    crate::text::shown(line.as_bytes(), 4096)
 }

@@ -280,7 +280,8 @@ pub(crate) fn run_bounded(
         if let Some(f) = &mut stdin {
             match f.write(&input[written..]) {
                 Ok(n) => written += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
                 // The child closed its stdin (exited early): its status tells what happened.
                 Err(_) => written = input.len(),
             }
@@ -293,7 +294,8 @@ pub(crate) fn run_bounded(
                     let keep = n.min(MAX_CHILD_OUTPUT.saturating_sub(buf.len()));
                     buf.extend_from_slice(&chunk[..keep]);
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => *pipe = None,
             }
         }

@@ -288,13 +288,23 @@ fn a_container_that_holds_its_output_open_cannot_hang_delivery() {
     fs::set_permissions(&sh, fs::Permissions::from_mode(0o755)).unwrap();
     let manifest = "guest: lxc\nfiles:\n  - {dest: /etc/app/secret, key: samba/password}\nafter:\n  - [/bin/sh, -c, \"echo restarted\"]\n";
     for transport in ["pct", "native"] {
-        let n = crate::lxc::ct_node_with(&cts, manifest, transport, "agent:\n  timeout: 5s\n", VAULT_JSON);
+        let n = crate::lxc::ct_node_with(
+            &cts,
+            manifest,
+            transport,
+            "agent:\n  timeout: 5s\n",
+            VAULT_JSON,
+        );
         let t = std::time::Instant::now();
         crate::lxc::run(&n, &cts, &["inject", &PRIV.to_string()])
             .assert_code(0)
             .assert_contains("1 of 1 file delivered")
             .assert_contains("after: /bin/sh -c echo restarted: ok");
-        assert!(t.elapsed().as_secs() < 20, "{transport}: took {:?}", t.elapsed());
+        assert!(
+            t.elapsed().as_secs() < 20,
+            "{transport}: took {:?}",
+            t.elapsed()
+        );
     }
 }
 
@@ -316,7 +326,13 @@ fn a_container_cannot_make_the_host_read_without_bound() {
                 _ => fs::write(&p, "x".repeat(5 << 20)).unwrap(),
             };
         }
-        let n = crate::lxc::ct_node_with(&cts, manifest, "native", "agent:\n  timeout: 5s\n", VAULT_JSON);
+        let n = crate::lxc::ct_node_with(
+            &cts,
+            manifest,
+            "native",
+            "agent:\n  timeout: 5s\n",
+            VAULT_JSON,
+        );
         let env = cts.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let t = std::time::Instant::now();
@@ -335,5 +351,43 @@ fn a_container_cannot_make_the_host_read_without_bound() {
             .assert_contains("is not a regular file of at most 4194304 bytes");
         assert!(t.elapsed().as_secs() < 15, "{ct}: took {:?}", t.elapsed());
         assert!(!cts.path(ct, "/etc/app/secret").exists());
+    }
+}
+
+/// Regression (issue 12, point 8): with the pct transport a destination with a space left
+/// a temporary file behind, and a destination the container had replaced with a link to
+/// a directory got the secret moved into that directory while success was reported.
+#[test]
+fn odd_destinations_in_containers() {
+    let cts = Containers::start();
+    let manifest = "guest: lxc\nfiles:\n  - {dest: \"/etc/my app/secret file\", key: samba/password}\n  - {dest: /etc/app/linked, key: samba/password}\n";
+    for transport in ["pct", "native"] {
+        for ct in [PRIV, IDMAPPED] {
+            cts.attach(ct, "rm -rf '/etc/my app' /etc/app /srv/d; mkdir -p /etc/app /srv/d; ln -s /srv/d /etc/app/linked");
+            let n = crate::lxc::ct_node_with(&cts, manifest, transport, "", VAULT_JSON);
+            crate::lxc::run(&n, &cts, &["inject", &ct.to_string()])
+                .assert_code(0)
+                .assert_contains("2 of 2 files delivered");
+            assert_eq!(
+                fs::read(cts.path(ct, "/etc/my app/secret file")).unwrap(),
+                b"SMB-SECRET-7f3a9c"
+            );
+            let linked = cts.path(ct, "/etc/app/linked");
+            assert!(
+                fs::symlink_metadata(&linked).unwrap().is_file(),
+                "{transport} {ct}"
+            );
+            assert_eq!(fs::read(&linked).unwrap(), b"SMB-SECRET-7f3a9c");
+            assert_eq!(
+                fs::read_dir(cts.path(ct, "/srv/d")).unwrap().count(),
+                0,
+                "{transport} {ct}"
+            );
+            assert_eq!(
+                temporaries(&cts.path(ct, "/etc")),
+                Vec::<PathBuf>::new(),
+                "{transport} {ct}"
+            );
+        }
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod envfile;
 mod guests;
 mod hook;
+mod hostile_agent;
 mod hostile_guest;
 mod hostile_vault;
 mod inputs;

@@ -192,10 +192,14 @@ phx_commit() {
     why="$PWD/$2 is a directory"
     return 1
   fi
-  mv -f -T -- "$1" "$2" 2>/dev/null || {
-    why="cannot rename the temporary file to $PWD/$2"
-    return 1
-  }
+  # A link at NAME is replaced, never followed (as rename(2) does). busybox's `mv -T`
+  # refuses a link to a directory, so that link is removed first.
+  if ! mv -f -T -- "$1" "$2" 2>/dev/null; then
+    if ! { [ -L "$2" ] && rm -f -- "$2" && mv -f -T -- "$1" "$2" 2>/dev/null; }; then
+      why="cannot rename the temporary file to $PWD/$2"
+      return 1
+    fi
+  fi
   # `-ef` (same device and inode) is not POSIX, but dash, bash and busybox all have it.
   # shellcheck disable=SC3013
   if [ ! "$2" -ef /proc/self/fd/3 ]; then

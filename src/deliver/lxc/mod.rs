@@ -420,7 +420,9 @@ impl NativeTransport {
             }
         };
         if let Some(fatal) = lines.first().and_then(|l| l.strip_prefix("fatal\t")) {
-            return fail_all(DeliverError::Unreachable(crate::text::guest(fatal.as_bytes())));
+            return fail_all(DeliverError::Unreachable(crate::text::guest(
+                fatal.as_bytes(),
+            )));
         }
         files
             .iter()

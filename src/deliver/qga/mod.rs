@@ -22,6 +22,7 @@ use super::{CommandOutcome, DeliverError, Transport, Verified};
 use crate::plan::Delivery;
 use crate::text;
 use crate::types::Vmid;
+use serde::de::{self, DeserializeOwned};
 use socket::{Conn, QgaError};
 
 /// The largest piece of content sent in one `guest-exec` (one agent message is bounded,
@@ -54,19 +55,20 @@ impl QgaTransport {
     }
 
     /// Poll `guest-ping` with backoff until the agent answers or `bound` passes.
-    /// Returns how long it took.
+    /// Returns how long it took. Each attempt holds the socket at most [`SHORT`]: QEMU
+    /// serves one client at a time, and Proxmox's own agent calls (`qm shutdown`, a
+    /// backup's fs-freeze, the GUI) give up after 3 to 5 seconds.
     pub fn wait(&mut self, bound: Duration) -> Result<Duration, DeliverError> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(50);
         loop {
             let left = bound.saturating_sub(start.elapsed());
-            let attempt = self
-                .connect_within(left.min(self.timeout).max(Duration::from_millis(100)))
-                .and_then(|mut c| {
-                    let r = c.call("guest-ping", &proto::ping(), c.timeout());
-                    self.round_trips += c.round_trips;
-                    r.map(|_| ())
-                });
+            let short = left.min(SHORT).max(Duration::from_millis(100));
+            let attempt = Conn::open(&self.socket, short).and_then(|mut c| {
+                let r = c.call::<de::IgnoredAny>("guest-ping", &proto::ping(), short);
+                self.round_trips += c.round_trips;
+                r.map(drop)
+            });
             match attempt {
                 Ok(()) => return Ok(start.elapsed()),
                 Err(e) if start.elapsed() + pause >= bound => {
@@ -85,12 +87,18 @@ impl QgaTransport {
         }
     }
 
-    fn connect_within(&self, timeout: Duration) -> Result<Conn, QgaError> {
-        Conn::open(&self.socket, timeout)
-    }
-
-    fn connect(&mut self) -> Result<Conn, DeliverError> {
-        Conn::open(&self.socket, self.timeout).map_err(|e| self.classify(e))
+    /// One request on a connection of its own, closed right after: the socket is never
+    /// held while a command runs in the guest.
+    fn request<T: DeserializeOwned>(
+        &mut self,
+        what: &str,
+        req: &[u8],
+        timeout: Duration,
+    ) -> Result<T, QgaError> {
+        let mut c = Conn::open(&self.socket, self.timeout)?;
+        let r = c.call(what, req, timeout);
+        self.round_trips += c.round_trips;
+        r
     }
 
     fn describe(&self, e: &QgaError) -> String {
@@ -106,6 +114,12 @@ impl QgaTransport {
     }
 
     fn classify(&self, e: QgaError) -> DeliverError {
+        if e.is_frozen() {
+            return DeliverError::Unreachable(format!(
+                "the guest's filesystems stayed frozen (a backup's fs-freeze) for more than {:.0}s",
+                FROZEN_WAIT.as_secs_f64()
+            ));
+        }
         if e.is_command_forbidden() {
             return DeliverError::Unreachable(format!(
                 "the guest agent of VM {} forbids guest-exec ({}); enable it in the guest's qemu-ga configuration",
@@ -122,32 +136,61 @@ impl QgaTransport {
         DeliverError::File(e.to_string())
     }
 
-    /// Run one `guest-exec` and wait (bounded) for it to exit.
+    /// Whether a refused `guest-exec` is a freeze: say so in the reply (QEMU since 2020),
+    /// or, for an older agent that only says "has been disabled for this instance",
+    /// ask `guest-fsfreeze-status`, which stays allowed while frozen.
+    fn frozen(&mut self, e: &QgaError) -> bool {
+        if e.is_frozen() {
+            return true;
+        }
+        if !e.is_command_forbidden() {
+            return false;
+        }
+        let req = b"{\"execute\":\"guest-fsfreeze-status\"}\n";
+        matches!(
+            self.request::<String>("guest-fsfreeze-status", req, SHORT)
+                .as_deref(),
+            Ok("frozen")
+        )
+    }
+
+    /// Run one `guest-exec` and wait (bounded) for it to exit, with a fresh short
+    /// connection for the start and for every poll. While the guest's filesystems are
+    /// frozen the agent refuses `guest-exec`; that passes (a backup thaws them within
+    /// minutes), so it is retried for up to [`FROZEN_WAIT`].
     fn exec_wait(
         &mut self,
-        c: &mut Conn,
         path: &str,
         args: &[&str],
         input: Option<&[u8]>,
+        capture: bool,
         bound: Duration,
     ) -> Result<proto::Exited, DeliverError> {
-        let req = proto::exec(path, args, input);
-        let started = c
-            .call("guest-exec", &req, bound)
-            .map_err(|e| self.classify(e))?;
+        let req = proto::exec(path, args, input, capture);
+        let first = Instant::now();
+        let mut pause = Duration::from_millis(200);
+        let started = loop {
+            match self.request::<proto::Started>("guest-exec", &req, bound) {
+                Ok(s) => break s,
+                Err(e) if first.elapsed() + pause < FROZEN_WAIT && self.frozen(&e) => {
+                    sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(self.classify(e)),
+            }
+        };
         drop(req);
-        let pid = proto::pid_of(&started).ok_or_else(|| {
-            DeliverError::File(format!(
-                "the guest agent's guest-exec reply has no pid: {started}"
-            ))
-        })?;
         let deadline = Instant::now() + bound;
         let mut pause = Duration::from_millis(1);
         loop {
-            let status = c
-                .call("guest-exec-status", &proto::exec_status(pid), self.timeout)
+            let status = self
+                .request::<proto::Status>(
+                    "guest-exec-status",
+                    &proto::exec_status(started.pid),
+                    self.timeout,
+                )
                 .map_err(|e| self.classify(e))?;
-            if let Some(done) = proto::exited(&status) {
+            if let Some(done) = proto::exited(status) {
                 return Ok(done);
             }
             if Instant::now() + pause > deadline {
@@ -162,6 +205,15 @@ impl QgaTransport {
         }
     }
 }
+
+/// How long one attempt to reach the agent may hold its socket while phx-hook waits for
+/// the agent to come up (Proxmox's own `guest-ping` gives up after 3 s).
+pub const SHORT: Duration = Duration::from_secs(1);
+
+/// How long a frozen guest (a backup's fs-freeze, which Proxmox thaws within 3 minutes
+/// at most: `guest-fsfreeze-thaw` has a 3 min timeout in PVE::QemuServer::Monitor) is
+/// waited for before a delivery gives up.
+pub const FROZEN_WAIT: Duration = Duration::from_secs(200);
 
 /// Check the chunk program's `phx-ok <how> <size> <sum>` line against what was sent.
 fn check_report(out: &[u8], d: &Delivery) -> Result<Verified, DeliverError> {
@@ -184,11 +236,8 @@ impl QgaTransport {
     /// Run `argv` in the guest and return its outcome and standard output (for checks
     /// and diagnostics; never used for anything that could print a secret).
     pub fn capture(&mut self, argv: &[String]) -> Result<(CommandOutcome, Vec<u8>), DeliverError> {
-        let mut c = self.connect()?;
         let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
-        let r = self.exec_wait(&mut c, &argv[0], &args, None, self.timeout);
-        self.round_trips += c.round_trips;
-        let done = r?;
+        let done = self.exec_wait(&argv[0], &args, None, true, self.timeout)?;
         Ok((
             CommandOutcome {
                 exitcode: done.exitcode,
@@ -206,7 +255,6 @@ impl QgaTransport {
         files: &[Delivery],
         idx: &[usize],
     ) -> Result<Vec<Result<Verified, DeliverError>>, DeliverError> {
-        let mut c = self.connect()?;
         let total: usize = idx.iter().map(|&i| files[i].content.len()).sum();
         let mut input = Zeroizing::new(Vec::with_capacity(256 * idx.len() + total));
         input.extend_from_slice(format!("{}\n", idx.len()).as_bytes());
@@ -219,9 +267,9 @@ impl QgaTransport {
         let bound = self.timeout
             + Duration::from_millis(20 * idx.len() as u64)
             + Duration::from_secs((total as u64) >> 16);
-        let r = self.exec_wait(&mut c, "/bin/sh", &args, Some(&input), bound);
-        self.round_trips += c.round_trips;
-        let done = r.map_err(no_shell)?;
+        let done = self
+            .exec_wait("/bin/sh", &args, Some(&input), true, bound)
+            .map_err(no_shell)?;
         let out = String::from_utf8_lossy(&done.out);
         let mut results: Vec<Option<Result<Verified, DeliverError>>> =
             idx.iter().map(|_| None).collect();
@@ -237,7 +285,9 @@ impl QgaTransport {
                 f.next().and_then(|n| n.parse::<usize>().ok()),
                 f.next().unwrap_or(""),
             );
-            let Some(n) = n.filter(|n| (1..=idx.len()).contains(n)) else {
+            // The first result for a file counts; a second one is noise.
+            let Some(n) = n.filter(|n| (1..=idx.len()).contains(n) && results[n - 1].is_none())
+            else {
                 continue;
             };
             let d = &files[idx[n - 1]];
@@ -263,31 +313,22 @@ impl QgaTransport {
             .collect())
     }
 
-    /// One large file on its own connection, in pieces of at most [`CHUNK`] bytes.
+    /// One large file, in pieces of at most [`CHUNK`] bytes.
     fn deliver_one(&mut self, d: &Delivery) -> Result<Verified, DeliverError> {
-        let mut c = self.connect()?;
         let stage = guest::temp_name(&d.dest);
         let token = guest::token();
-        let r = self.deliver_pieces(&mut c, d, &stage, &token);
-        if r.is_err() && d.content.len() > CHUNK {
+        let r = self.deliver_pieces(d, &stage, &token);
+        if matches!(r, Err(DeliverError::File(_))) && d.content.len() > CHUNK {
             // Pieces may be left in the staging directory: remove them (best effort).
             let input = piece_header("abort", d, &stage, &token, 0);
             let args = ["-c", AGENT_CHUNK.as_str(), "phx-hook"];
-            let _ = self.exec_wait(
-                &mut c,
-                "/bin/sh",
-                &args,
-                Some(input.as_bytes()),
-                self.timeout,
-            );
+            let _ = self.exec_wait("/bin/sh", &args, Some(input.as_bytes()), true, self.timeout);
         }
-        self.round_trips += c.round_trips;
         r
     }
 
     fn deliver_pieces(
         &mut self,
-        c: &mut Conn,
         d: &Delivery,
         stage: &str,
         token: &str,
@@ -318,7 +359,7 @@ impl QgaTransport {
             let bound =
                 self.timeout + Duration::from_secs(2 * (piece.len() as u64).div_ceil(CHUNK as u64));
             let done = self
-                .exec_wait(c, "/bin/sh", &args, Some(&input), bound)
+                .exec_wait("/bin/sh", &args, Some(&input), true, bound)
                 .map_err(no_shell)?;
             if done.exitcode != Some(0) || done.signal.is_some() {
                 let msg = text::guest(String::from_utf8_lossy(&done.err).trim().as_bytes());
@@ -483,12 +524,9 @@ impl Transport for QgaTransport {
     }
 
     fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError> {
-        let mut c = self.connect()?;
         let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
         let bound = self.timeout.max(Duration::from_secs(30));
-        let r = self.exec_wait(&mut c, &argv[0], &args, None, bound);
-        self.round_trips += c.round_trips;
-        let done = r?;
+        let done = self.exec_wait(&argv[0], &args, None, false, bound)?;
         Ok(CommandOutcome {
             exitcode: done.exitcode,
             signal: done.signal,

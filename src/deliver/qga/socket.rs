@@ -2,18 +2,40 @@
 //! framing: `0xFF` plus a sync request resets the agent's parser; everything up to the
 //! `0xFF` the agent puts before its reply is discarded, and replies are read until the
 //! one with our id (a VM's virtio-serial delivers stale replies of an earlier client
-//! first). Every read and write has a deadline.
+//! first). Every read and write has a deadline, and the agent is hostile until proven
+//! otherwise: a reply line is at most [`MAX_REPLY`] bytes, it is parsed into the small
+//! typed reply phx-hook expects (never a generic JSON tree: a line of `[1,1,1,...]`
+//! would cost 16 times its size), and any text from it is escaped and truncated.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
-/// The most a single reply line may hold (the agent caps exec output at 16 MiB, base64
-/// makes that ~22 MiB).
-const MAX_LINE: usize = 48 << 20;
+/// The most a single reply line may hold. phx-hook's own programs print a line per file,
+/// and `after` commands run without captured output, so real replies are small.
+pub(crate) const MAX_REPLY: usize = 4 << 20;
+
+/// A reply: `{"return": ...}` or `{"error": {...}}`; anything else on a line is noise.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "return", borrow, default)]
+    ret: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<AgentError>,
+}
+
+#[derive(Deserialize)]
+struct AgentError {
+    #[serde(default)]
+    class: String,
+    #[serde(default)]
+    desc: String,
+}
 
 /// A guest-agent protocol failure.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +55,7 @@ pub(crate) enum QgaError {
     Closed(String),
     #[error("I/O error talking to the guest agent: {0}")]
     Io(std::io::Error),
+    /// `class` and `desc` are the agent's text, escaped and truncated.
     #[error("the guest agent answered {what} with {class}: {desc}")]
     Agent {
         what: String,
@@ -48,6 +71,14 @@ impl QgaError {
     pub(crate) fn is_command_forbidden(&self) -> bool {
         matches!(self, QgaError::Agent { class, desc, .. }
             if class == "CommandNotFound" || desc.contains("has been disabled"))
+    }
+
+    /// The agent refuses the command because the guest's filesystems are frozen (a
+    /// backup's fs-freeze): transient. QEMU's `ga_set_frozen` disables every command but
+    /// ping, info, sync and fsfreeze-status/thaw "with the reason "the agent is in frozen
+    /// state" (qga/main.c; `qmp_dispatch` prints "Command X has been disabled: REASON").
+    pub(crate) fn is_frozen(&self) -> bool {
+        matches!(self, QgaError::Agent { desc, .. } if desc.contains("frozen state"))
     }
 
     /// Nothing answers on the socket (not running / not enabled / not up yet).
@@ -113,55 +144,48 @@ impl Conn {
                 self.fill(deadline, what)?;
             }
             let line = self.line(deadline, what)?;
-            match serde_json::from_slice::<Value>(&line) {
-                Ok(v) if v.get("return").and_then(Value::as_u64) == Some(id) => return Ok(()),
-                // A stale reply to an earlier client's sync, or garbage: keep looking.
-                _ => continue,
+            // A stale reply to an earlier client's sync, or garbage: keep looking.
+            if let Ok(Envelope { ret: Some(r), .. }) = serde_json::from_slice(&line)
+                && serde_json::from_str::<u64>(r.get()).ok() == Some(id)
+            {
+                return Ok(());
             }
         }
     }
 
     /// Send one command (a JSON object followed by a newline, built by the caller) and
-    /// return its `return` value. Lines that are not a reply (garbage) are skipped.
-    pub(crate) fn call(
+    /// return its `return` value as `T`. Lines that are not a reply (garbage) are skipped;
+    /// a reply of the wrong shape is an error.
+    pub(crate) fn call<T: DeserializeOwned>(
         &mut self,
         what: &str,
         request: &[u8],
         timeout: Duration,
-    ) -> Result<Value, QgaError> {
+    ) -> Result<T, QgaError> {
         let deadline = Instant::now() + timeout;
         self.send(request, deadline, what)?;
         loop {
             let line = self.line(deadline, what)?;
-            let Ok(v) = serde_json::from_slice::<Value>(&line) else {
+            let Ok(env) = serde_json::from_slice::<Envelope<'_>>(&line) else {
                 continue;
             };
-            if let Some(r) = v.get("return") {
-                return Ok(r.clone());
+            if let Some(r) = env.ret {
+                return serde_json::from_str(r.get()).map_err(|e| QgaError::Protocol {
+                    what: what.to_string(),
+                    detail: format!(
+                        "its reply does not have the expected shape ({})",
+                        e.classify_text()
+                    ),
+                });
             }
-            if let Some(e) = v.get("error") {
-                let class = e
-                    .get("class")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Error")
-                    .to_string();
-                let desc = e
-                    .get("desc")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
+            if let Some(e) = env.error {
                 return Err(QgaError::Agent {
                     what: what.to_string(),
-                    class,
-                    desc,
+                    class: crate::text::shown(e.class.as_bytes(), 60),
+                    desc: crate::text::guest(e.desc.as_bytes()),
                 });
             }
         }
-    }
-
-    /// The default per-command timeout of this connection.
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     fn send(&mut self, bytes: &[u8], deadline: Instant, what: &str) -> Result<(), QgaError> {
@@ -193,10 +217,10 @@ impl Conn {
                 line.pop();
                 return Ok(line);
             }
-            if self.buf.len() > MAX_LINE {
+            if self.buf.len() > MAX_REPLY {
                 return Err(QgaError::Protocol {
                     what: what.to_string(),
-                    detail: "a reply line is too long".into(),
+                    detail: format!("a reply line is longer than {MAX_REPLY} bytes"),
                 });
             }
             self.fill(deadline, what)?;
@@ -219,6 +243,22 @@ impl Conn {
                 Err(e) if is_timeout(&e) || e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(QgaError::Io(e)),
             }
+        }
+    }
+}
+
+/// The kind of a JSON error, without serde_json's text (which can quote the input).
+trait ClassifyText {
+    fn classify_text(&self) -> &'static str;
+}
+
+impl ClassifyText for serde_json::Error {
+    fn classify_text(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Data => "wrong types",
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Eof => "cut short",
+            serde_json::error::Category::Io => "unreadable",
         }
     }
 }
