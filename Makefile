@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint demo ci deps forbid bench shellcheck
+.PHONY: all build test lint demo ci deps forbid bench shellcheck fuzz
 
 all: build
 
@@ -53,3 +53,8 @@ bench: deps
 	python3 bench/run.py target/bench/phx-hook target/bench BENCHMARKS.md target/bench/criterion.txt
 	PHX_BENCH_FIXTURES=$(CURDIR)/target/bench/fx $(CARGO) bench --locked --bench inprocess 2>/dev/null | grep -E "^[a-z].*|time:" | paste - - | sed 's/  */ /g' > target/bench/criterion.txt
 	python3 bench/run.py --criterion-only target/bench/criterion.txt BENCHMARKS.md
+
+## fuzz: every fuzz target for FUZZ_SECONDS each (default 60); writes FUZZING.md.
+FUZZ_SECONDS ?= 60
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)

@@ -16,6 +16,8 @@ pub mod cli;
 pub mod config;
 pub mod deliver;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hardening;
 pub mod hook;
 pub mod input;

@@ -7,34 +7,38 @@
 /// The most characters of guest text one message carries.
 pub const GUEST_TEXT_MAX: usize = 300;
 
-/// `bytes` (any encoding) as one printable line: invalid UTF-8 replaced, control
-/// characters (C0, DEL, C1, and the Unicode line and paragraph separators) escaped as
-/// `\n`, `\t`, `\x1b`, `\u{2028}`, and cut after `max` characters with a note of how
-/// much was left out.
+/// `bytes` (any encoding) as one printable line of at most `max` characters (plus a note
+/// of how much was left out): invalid UTF-8 replaced, control characters (C0, DEL, C1,
+/// and the Unicode line and paragraph separators) escaped as `\n`, `\t`, `\x1b`,
+/// `\u{2028}`.
 pub fn shown(bytes: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len().min(max * 2) + 16);
+    let mut out = String::with_capacity(text.len().min(max) + 32);
+    let mut width = 0usize;
     let mut chars = text.chars();
-    for (kept, c) in chars.by_ref().enumerate() {
-        if kept == max {
+    while let Some(c) = chars.next() {
+        let piece = match c {
+            '\n' => "\\n".to_string(),
+            '\r' => "\\r".to_string(),
+            '\t' => "\\t".to_string(),
+            '\\' => "\\\\".to_string(),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                if (c as u32) < 0x100 {
+                    format!("\\x{:02x}", c as u32)
+                } else {
+                    format!("\\u{{{:x}}}", c as u32)
+                }
+            }
+            c => c.to_string(),
+        };
+        let w = piece.chars().count();
+        if width + w > max {
             let rest = 1 + chars.count();
             out.push_str(&format!("… ({rest} more characters)"));
             return out;
         }
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
-                if (c as u32) < 0x100 {
-                    out.push_str(&format!("\\x{:02x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\u{{{:x}}}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
+        width += w;
+        out.push_str(&piece);
     }
     out
 }
@@ -65,5 +69,7 @@ mod tests {
         let s = shown(&[b'a'; 1000], 10);
         assert_eq!(s, "aaaaaaaaaa… (990 more characters)");
         assert_eq!(shown(b"abc", 3), "abc");
+        // The bound is on what is printed, escapes included.
+        assert_eq!(shown(&[0u8; 100], 10), "\\x00\\x00… (98 more characters)");
     }
 }

@@ -165,6 +165,40 @@ impl PctTransport {
     }
 }
 
+/// The preparation program's report, one line per file: `None` for a file that may be
+/// pushed, else why not (the guest's text, escaped).
+pub(crate) fn prepared_results(out: &str, n: usize) -> Vec<Option<Result<Verified, DeliverError>>> {
+    let lines: Vec<&str> = out.lines().collect();
+    (0..n)
+        .map(|i| match lines.get(i) {
+            Some(&"ok") => None,
+            Some(l) => Some(Err(DeliverError::File(text::guest(
+                l.strip_prefix("err ").unwrap_or(l).as_bytes(),
+            )))),
+            None => Some(Err(DeliverError::File(
+                "the container did not answer for this file".into(),
+            ))),
+        })
+        .collect()
+}
+
+/// The commit program's report, one line per pushed file.
+pub(crate) fn commit_results(out: &str, n: usize) -> Vec<Result<Verified, DeliverError>> {
+    let lines: Vec<&str> = out.lines().collect();
+    (0..n)
+        .map(|k| match lines.get(k) {
+            Some(&"ok sha256") => Ok(Verified::Digest),
+            Some(&"ok size") => Ok(Verified::Size),
+            Some(l) => Err(DeliverError::File(text::guest(
+                l.strip_prefix("err ").unwrap_or(l).as_bytes(),
+            ))),
+            None => Err(DeliverError::File(
+                "the container did not confirm this file".into(),
+            )),
+        })
+        .collect()
+}
+
 /// The first non-empty line of a tool's (or the guest's) output, bounded and escaped.
 fn first_line(s: &str) -> String {
     text::guest(
@@ -213,20 +247,7 @@ impl Transport for PctTransport {
             };
             return fail_all(DeliverError::Unreachable(hint));
         }
-        let prepared: Vec<&str> = out.lines().collect();
-        let mut results: Vec<Option<Result<Verified, DeliverError>>> = files
-            .iter()
-            .enumerate()
-            .map(|(i, _)| match prepared.get(i) {
-                Some(&"ok") => None,
-                Some(l) => Some(Err(DeliverError::File(text::guest(
-                    l.strip_prefix("err ").unwrap_or(l).as_bytes(),
-                )))),
-                None => Some(Err(DeliverError::File(
-                    "the container did not answer for this file".into(),
-                ))),
-            })
-            .collect();
+        let mut results = prepared_results(&out, files.len());
         // 2. One `pct push` per file, once the start task has released the lock.
         if let Err(e) = self.wait_for_lock() {
             return fail_all(e);
@@ -264,18 +285,11 @@ impl Transport for PctTransport {
         if !committed.is_empty() {
             match self.exec(&["/bin/sh", "-c", &PCT_COMMIT, "phx-hook"], Some(&commit)) {
                 Ok((_, out, _)) => {
-                    let lines: Vec<&str> = out.lines().collect();
-                    for (k, &i) in committed.iter().enumerate() {
-                        results[i] = Some(match lines.get(k) {
-                            Some(&"ok sha256") => Ok(Verified::Digest),
-                            Some(&"ok size") => Ok(Verified::Size),
-                            Some(l) => Err(DeliverError::File(text::guest(
-                                l.strip_prefix("err ").unwrap_or(l).as_bytes(),
-                            ))),
-                            None => Err(DeliverError::File(
-                                "the container did not confirm this file".into(),
-                            )),
-                        });
+                    for (k, r) in commit_results(&out, committed.len())
+                        .into_iter()
+                        .enumerate()
+                    {
+                        results[committed[k]] = Some(r);
                     }
                 }
                 Err(e) => {

@@ -8,7 +8,7 @@
 
 pub mod author;
 pub mod doc;
-mod pgp;
+pub(crate) mod pgp;
 mod secret;
 
 use std::collections::BTreeMap;

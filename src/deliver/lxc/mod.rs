@@ -419,25 +419,32 @@ impl NativeTransport {
                 )));
             }
         };
-        if let Some(fatal) = lines.first().and_then(|l| l.strip_prefix("fatal\t")) {
-            return fail_all(DeliverError::Unreachable(crate::text::guest(
-                fatal.as_bytes(),
-            )));
-        }
-        files
-            .iter()
-            .enumerate()
-            .map(|(i, _)| match lines.get(i).map(String::as_str) {
-                Some("ok") => Ok(Verified::Digest),
-                Some(l) => Err(DeliverError::File(crate::text::guest(
-                    l.strip_prefix("err\t").unwrap_or(l).as_bytes(),
-                ))),
-                None => Err(DeliverError::File(format!(
-                    "the writer stopped early ({status})"
-                ))),
-            })
-            .collect()
+        child_results(&lines, files.len(), &status)
     }
+}
+
+/// The forked writer's report: `fatal\tWHY` once, or a line per file (`ok`, `err\tWHY`);
+/// a file without a line gets the writer's exit `status`.
+pub(crate) fn child_results(
+    lines: &[String],
+    n: usize,
+    status: &str,
+) -> Vec<Result<Verified, DeliverError>> {
+    if let Some(fatal) = lines.first().and_then(|l| l.strip_prefix("fatal\t")) {
+        let e = DeliverError::Unreachable(crate::text::guest(fatal.as_bytes()));
+        return (0..n).map(|_| Err(e.clone())).collect();
+    }
+    (0..n)
+        .map(|i| match lines.get(i).map(String::as_str) {
+            Some("ok") => Ok(Verified::Digest),
+            Some(l) => Err(DeliverError::File(crate::text::guest(
+                l.strip_prefix("err\t").unwrap_or(l).as_bytes(),
+            ))),
+            None => Err(DeliverError::File(format!(
+                "the writer stopped early ({status})"
+            ))),
+        })
+        .collect()
 }
 
 /// Read the child's report lines until EOF, within `bound`.

@@ -7,8 +7,8 @@
 //! pieces through a private staging directory. Every file is verified in the guest
 //! (sha256, or its size without `sha256sum`) and the report checked here too.
 
-mod proto;
-mod socket;
+pub(crate) mod proto;
+pub(crate) mod socket;
 
 use std::path::PathBuf;
 use std::thread::sleep;
@@ -216,7 +216,7 @@ pub const SHORT: Duration = Duration::from_secs(1);
 pub const FROZEN_WAIT: Duration = Duration::from_secs(200);
 
 /// Check the chunk program's `phx-ok <how> <size> <sum>` line against what was sent.
-fn check_report(out: &[u8], d: &Delivery) -> Result<Verified, DeliverError> {
+pub(crate) fn check_report(out: &[u8], d: &Delivery) -> Result<Verified, DeliverError> {
     let text = String::from_utf8_lossy(out);
     let line = text
         .lines()
@@ -270,47 +270,7 @@ impl QgaTransport {
         let done = self
             .exec_wait("/bin/sh", &args, Some(&input), true, bound)
             .map_err(no_shell)?;
-        let out = String::from_utf8_lossy(&done.out);
-        let mut results: Vec<Option<Result<Verified, DeliverError>>> =
-            idx.iter().map(|_| None).collect();
-        let mut fatal = None;
-        for line in out.lines() {
-            if let Some(f) = line.strip_prefix("fatal ") {
-                fatal = Some(text::guest(f.as_bytes()));
-                continue;
-            }
-            let mut f = line.splitn(3, ' ');
-            let (kind, n, rest) = (
-                f.next(),
-                f.next().and_then(|n| n.parse::<usize>().ok()),
-                f.next().unwrap_or(""),
-            );
-            // The first result for a file counts; a second one is noise.
-            let Some(n) = n.filter(|n| (1..=idx.len()).contains(n) && results[n - 1].is_none())
-            else {
-                continue;
-            };
-            let d = &files[idx[n - 1]];
-            results[n - 1] = Some(match kind {
-                Some("ok") => {
-                    let mut w = rest.split(' ');
-                    check_proof(d, w.next(), w.next())
-                }
-                _ => Err(DeliverError::File(text::guest(rest.as_bytes()))),
-            });
-        }
-        let status = match (fatal, done.exitcode, done.signal) {
-            (Some(f), _, _) => f,
-            (None, _, Some(s)) => format!("the write program was killed by signal {s}"),
-            (None, c, None) => format!(
-                "the write program ended (exit {}) without a result for this file",
-                c.unwrap_or(-1)
-            ),
-        };
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(DeliverError::File(status.clone()))))
-            .collect())
+        Ok(batch_results(&done, files, idx))
     }
 
     /// One large file, in pieces of at most [`CHUNK`] bytes.
@@ -377,6 +337,56 @@ impl QgaTransport {
         }
         Err(DeliverError::File("internal error: no final piece".into()))
     }
+}
+
+/// The batch program's report (`ok N HOW PROOF`, `err N WHY`, `fatal WHY`) for the
+/// files `idx` of `files`: one result each, the guest's text escaped. The first result
+/// for a file counts; a file without one gets the program's fatal reason or exit status.
+pub(crate) fn batch_results(
+    done: &proto::Exited,
+    files: &[Delivery],
+    idx: &[usize],
+) -> Vec<Result<Verified, DeliverError>> {
+    let out = String::from_utf8_lossy(&done.out);
+    let mut results: Vec<Option<Result<Verified, DeliverError>>> =
+        idx.iter().map(|_| None).collect();
+    let mut fatal = None;
+    for line in out.lines() {
+        if let Some(f) = line.strip_prefix("fatal ") {
+            fatal.get_or_insert_with(|| text::guest(f.as_bytes()));
+            continue;
+        }
+        let mut f = line.splitn(3, ' ');
+        let (kind, n, rest) = (
+            f.next(),
+            f.next().and_then(|n| n.parse::<usize>().ok()),
+            f.next().unwrap_or(""),
+        );
+        let Some(n) = n.filter(|n| (1..=idx.len()).contains(n) && results[n - 1].is_none()) else {
+            continue;
+        };
+        let d = &files[idx[n - 1]];
+        results[n - 1] = match kind {
+            Some("ok") => {
+                let mut w = rest.split(' ');
+                Some(check_proof(d, w.next(), w.next()))
+            }
+            Some("err") => Some(Err(DeliverError::File(text::guest(rest.as_bytes())))),
+            _ => None,
+        };
+    }
+    let status = match (fatal, done.exitcode, done.signal) {
+        (Some(f), _, _) => f,
+        (None, _, Some(s)) => format!("the write program was killed by signal {s}"),
+        (None, c, None) => format!(
+            "the write program ended (exit {}) without a result for this file",
+            c.unwrap_or(-1)
+        ),
+    };
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(DeliverError::File(status.clone()))))
+        .collect()
 }
 
 /// The lines the guest programs read for one file: directory, name, mode, owner, group,

@@ -166,24 +166,8 @@ impl Conn {
         self.send(request, deadline, what)?;
         loop {
             let line = self.line(deadline, what)?;
-            let Ok(env) = serde_json::from_slice::<Envelope<'_>>(&line) else {
-                continue;
-            };
-            if let Some(r) = env.ret {
-                return serde_json::from_str(r.get()).map_err(|e| QgaError::Protocol {
-                    what: what.to_string(),
-                    detail: format!(
-                        "its reply does not have the expected shape ({})",
-                        e.classify_text()
-                    ),
-                });
-            }
-            if let Some(e) = env.error {
-                return Err(QgaError::Agent {
-                    what: what.to_string(),
-                    class: crate::text::shown(e.class.as_bytes(), 60),
-                    desc: crate::text::guest(e.desc.as_bytes()),
-                });
+            if let Some(r) = reply(what, &line) {
+                return r;
             }
         }
     }
@@ -245,6 +229,30 @@ impl Conn {
             }
         }
     }
+}
+
+/// One line from the agent as a reply to `what`: `None` for a line that is no reply
+/// (garbage, or a stale reply phx-hook skips), else the typed value or the agent's error.
+pub(crate) fn reply<T: DeserializeOwned>(what: &str, line: &[u8]) -> Option<Result<T, QgaError>> {
+    let env = serde_json::from_slice::<Envelope<'_>>(line).ok()?;
+    if let Some(r) = env.ret {
+        return Some(
+            serde_json::from_str(r.get()).map_err(|e| QgaError::Protocol {
+                what: what.to_string(),
+                detail: format!(
+                    "its reply does not have the expected shape ({})",
+                    e.classify_text()
+                ),
+            }),
+        );
+    }
+    env.error.map(|e| {
+        Err(QgaError::Agent {
+            what: what.to_string(),
+            class: crate::text::shown(e.class.as_bytes(), 60),
+            desc: crate::text::guest(e.desc.as_bytes()),
+        })
+    })
 }
 
 /// The kind of a JSON error, without serde_json's text (which can quote the input).
