@@ -127,6 +127,18 @@ impl Audit {
     }
 }
 
+/// Record `events`, logging (never failing) when the log cannot be written; whether it
+/// was. Hooks must not fail a start because the audit log's disk is full.
+pub fn write(audit: &Audit, events: &[Event]) -> bool {
+    match audit.record(events) {
+        Ok(()) => true,
+        Err(e) => {
+            log::error!("failed to write the audit log `{}`: {e}", audit.path());
+            false
+        }
+    }
+}
+
 /// The hash of the last line of an open log (or [`GENESIS`] for an empty one).
 fn last_line_hash(f: &mut File) -> std::io::Result<String> {
     let len = f.seek(SeekFrom::End(0))?;

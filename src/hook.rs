@@ -1,8 +1,10 @@
 //! What phx-hook does at each Proxmox phase (DESIGN §3), without printing: `prepare`
 //! validates everything `pre-start` must check and yields either the plan or one line
-//! naming guest, file and problem; `skip_reason` says when `post-start` must not deliver
-//! (live-migration target, backup of a stopped VM); `deliver` is the detached worker's job.
-//! The CLI (`cli::hook`) turns these into exit codes, task-log lines and the worker process.
+//! naming guest, file and problem; [`Start`] says what kind of start Proxmox is making
+//! (a live-migration target, a backup's start); [`generation`] lets a newer start (or a
+//! stop) retire a worker that still waits; `deliver` is the detached worker's job. The
+//! CLI (`cli::hook`) turns these into exit codes, task-log lines and the worker process.
+//! Every Proxmox behaviour relied on here is cited in docs/PROXMOX.md.
 
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
@@ -132,6 +134,17 @@ fn guest_checks(cfg: &Config, vmid: Vmid) -> Result<Option<(Manifest, GuestKind)
             )],
         ));
     }
+    if kind == GuestKind::Qemu
+        && let Some(os) = g.get("ostype").filter(|o| pve::is_windows(o))
+    {
+        return Err((
+            required,
+            vec![format!(
+                "{}: guest {vmid} is a Windows VM (`ostype: {os}`): phx-hook cannot deliver into Windows guests yet (remove {}, or set `required: false` to start it without its secrets)",
+                g.path, m.path
+            )],
+        ));
+    }
     if kind == GuestKind::Qemu && !g.agent_enabled() {
         return Err((
             required,
@@ -154,20 +167,136 @@ fn resolve(m: &Manifest, vault: &Vault) -> Result<(Plan, Vec<Problem>), Unready>
     Ok((plan, problems))
 }
 
-/// Why `post-start` must not deliver, if it must not.
-pub fn skip_reason(guest: Option<&GuestConfig>, migrated_from: Option<&str>) -> Option<String> {
-    if let Some(node) = migrated_from.filter(|n| !n.is_empty()) {
-        return Some(format!(
-            "live-migration target (migrated from {node}): the guest already has its secrets"
-        ));
+/// What kind of start Proxmox is making, from what it gives a hookscript: the
+/// environment (`PVE_MIGRATED_FROM`), the guest's config (`lock`), and the task the hook
+/// runs in (its parent, a Proxmox worker, is titled `task UPID:...:TYPE:...`:
+/// pve-common `PVE::RESTEnvironment::fork_worker` sets `$0`, and `run_command` forks
+/// the hook from it). docs/PROXMOX.md §7.3, §9, §10 and §13 say which start carries which sign.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Start {
+    /// `PVE_MIGRATED_FROM`, when non-empty: the source node of an intra-cluster live
+    /// migration (qemu-server `vm_start_nolock`; never set for containers, nor for a
+    /// remote migration).
+    pub migrated_from: Option<String>,
+    /// The config's `lock` (`backup`, `migrate`, ...).
+    pub lock: Option<String>,
+    /// The type of the Proxmox task the hook runs in (`qmstart`, `vzdump`, `qmtunnel`, ...).
+    pub task: Option<String>,
+}
+
+impl Start {
+    /// The start this process is part of.
+    pub fn detect(guest: Option<&GuestConfig>) -> Start {
+        Start {
+            migrated_from: std::env::var("PVE_MIGRATED_FROM")
+                .ok()
+                .filter(|n| !n.is_empty()),
+            lock: guest.and_then(|g| g.get("lock")),
+            task: parent_task(),
+        }
     }
-    if guest.and_then(|g| g.get("lock")).as_deref() == Some("backup") {
-        return Some(
-            "the guest is locked for a backup (`lock: backup`): it is started only to be backed up"
-                .into(),
-        );
+
+    /// Why this is the target of a migration, if it is: `PVE_MIGRATED_FROM` (intra-
+    /// cluster), `lock: migrate` (the target's config during an intra-cluster or remote
+    /// live migration), or a remote-migration tunnel task (`qmtunnel`, `vzmtunnel`).
+    pub fn migration(&self) -> Option<String> {
+        if let Some(node) = &self.migrated_from {
+            return Some(format!("live-migration target (migrated from {node})"));
+        }
+        if self.lock.as_deref() == Some("migrate") {
+            return Some("incoming migration (`lock: migrate`)".into());
+        }
+        match self.task.as_deref() {
+            Some(t @ ("qmtunnel" | "vzmtunnel")) => {
+                Some(format!("remote-migration target (task {t})"))
+            }
+            _ => None,
+        }
     }
-    None
+
+    /// Why this is a backup's start, if it is: `lock: backup` (vzdump of a VM: a stopped
+    /// VM started paused to be read, or a running one stopped and started again for a
+    /// stop-mode backup), or the vzdump task itself (a container's restart after a
+    /// stop-mode backup, which comes after vzdump removed the lock).
+    pub fn backup(&self) -> Option<String> {
+        if self.lock.as_deref() == Some("backup") {
+            return Some("backup start (`lock: backup`)".into());
+        }
+        (self.task.as_deref() == Some("vzdump")).then(|| "restart by a backup (vzdump task)".into())
+    }
+}
+
+/// The type field of the parent's `task UPID:node:pid:pstart:starttime:TYPE:id:user:`
+/// process title (pve-common `PVE::UPID::encode`), when the parent is a Proxmox worker.
+pub fn parent_task() -> Option<String> {
+    let ppid = std::os::unix::process::parent_id();
+    let cmdline = fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
+    let first = cmdline.split(|&b| b == 0).next()?;
+    let title = std::str::from_utf8(first).ok()?.trim_end();
+    let upid = title.strip_prefix("task UPID:")?;
+    let kind = upid.split(':').nth(4)?;
+    (!kind.is_empty() && kind.len() <= 32 && kind.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| kind.to_string())
+}
+
+/// Per-guest generations: the worker of the newest start owns the guest, and a stop
+/// retires it. A worker writes a fresh token when it starts; pre-stop and post-stop
+/// write `stopped`; a worker that finds another value in the file gives up before it
+/// delivers anything, so a worker still waiting from the boot before a `qm reboot`
+/// never delivers a stale plan (and leaves the guest to the new start's worker).
+pub mod generation {
+    use std::fs;
+
+    use crate::config::Config;
+    use crate::types::Vmid;
+
+    fn path(cfg: &Config, vmid: Vmid) -> camino::Utf8PathBuf {
+        cfg.state_dir.join(format!("gen-{vmid}"))
+    }
+
+    fn write(cfg: &Config, vmid: Vmid, value: &str) -> std::io::Result<()> {
+        fs::create_dir_all(&cfg.state_dir)?;
+        let tmp = cfg
+            .state_dir
+            .join(format!(".gen-{vmid}.{}", std::process::id()));
+        fs::write(&tmp, value)?;
+        fs::rename(&tmp, path(cfg, vmid))
+    }
+
+    /// Take the guest for a new worker; its token.
+    pub fn claim(cfg: &Config, vmid: Vmid) -> std::io::Result<String> {
+        let token = crate::types::hex(&rand::random::<[u8; 8]>());
+        write(cfg, vmid, &token)?;
+        Ok(token)
+    }
+
+    /// The guest stopped: any worker still waiting gives up.
+    pub fn stop(cfg: &Config, vmid: Vmid) -> std::io::Result<()> {
+        write(cfg, vmid, "stopped")
+    }
+
+    /// Why the worker holding `token` must give up, if it must.
+    pub fn superseded(cfg: &Config, vmid: Vmid, token: &str) -> Option<String> {
+        match fs::read_to_string(path(cfg, vmid)) {
+            Ok(t) if t == token => None,
+            Ok(t) if t == "stopped" => Some(format!("guest {vmid} was stopped")),
+            Ok(_) => Some(format!(
+                "a newer start of guest {vmid} took over its delivery"
+            )),
+            // The state directory is gone (a reboot of the node): nothing to compare.
+            Err(_) => None,
+        }
+    }
+}
+
+/// Whether a VM's QEMU process runs: `Some(false)` once its pid file
+/// (`<qga_socket_dir>/<vmid>.pid`, qemu-server `PVE::QemuServer::Helpers::pidfile_name`)
+/// names a process that is gone or the file was removed after it existed; `None` when
+/// there is no pid file to tell.
+pub fn qemu_running(cfg: &Config, vmid: Vmid) -> Option<bool> {
+    let text = fs::read_to_string(cfg.pve.qga_socket_dir.join(format!("{vmid}.pid"))).ok()?;
+    let pid: i32 = text.trim().parse().ok()?;
+    Some(pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Poll a VM's guest agent (on the socket Proxmox uses) until it answers or `bound`
@@ -177,8 +306,58 @@ pub fn wait_for_agent(
     vmid: Vmid,
     bound: std::time::Duration,
 ) -> Result<std::time::Duration, crate::deliver::DeliverError> {
+    wait_for_agent_unless(cfg, vmid, bound, &|| None)
+}
+
+fn wait_for_agent_unless(
+    cfg: &Config,
+    vmid: Vmid,
+    bound: std::time::Duration,
+    cancel: &dyn Fn() -> Option<String>,
+) -> Result<std::time::Duration, crate::deliver::DeliverError> {
     let socket = cfg.pve.qga_socket_dir.join(format!("{vmid}.qga"));
-    QgaTransport::new(vmid, socket.into(), cfg.agent.timeout).wait(bound)
+    QgaTransport::new(vmid, socket.into(), cfg.agent.timeout).wait_unless(bound, cancel)
+}
+
+/// Wait until a container is RUNNING (`lxc-info -s`), up to `bound`: Proxmox runs
+/// post-start even when it did not see the container reach RUNNING (`monitor_start`
+/// "continues anyway" after its 10 s alarm, or without a monitor socket at all:
+/// pve-container `PVE::LXC::vm_start`, docs/PROXMOX.md §14).
+fn wait_for_container(
+    cfg: &Config,
+    vmid: Vmid,
+    bound: std::time::Duration,
+    cancel: &dyn Fn() -> Option<String>,
+) -> Result<std::time::Duration, crate::deliver::DeliverError> {
+    use crate::deliver::DeliverError;
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        if let Some(why) = cancel() {
+            return Err(DeliverError::Cancelled(why));
+        }
+        let mut words = cfg.pve.lxc_info.split_whitespace();
+        let mut cmd = std::process::Command::new(words.next().unwrap_or("lxc-info"));
+        cmd.args(words).args(["-n", &vmid.to_string(), "-s"]);
+        let state = crate::deliver::run_bounded(&mut cmd, None, cfg.agent.timeout)
+            .map(|(_, out, _)| String::from_utf8_lossy(&out).into_owned())
+            .unwrap_or_default();
+        if state
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["State:", "RUNNING"])
+        {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() + pause >= bound {
+            return Err(DeliverError::Unreachable(format!(
+                "container {vmid} was not running {:.0}s after its start",
+                bound.as_secs_f64()
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// The transport for a guest, as the config says.
@@ -212,9 +391,13 @@ pub struct WorkerLock {
     _file: fs::File,
 }
 
-/// Take the per-guest worker lock without waiting; `Ok(None)` when another worker for
-/// this guest holds it (a second start while the first delivery still runs).
-pub fn worker_lock(cfg: &Config, vmid: Vmid) -> std::io::Result<Option<WorkerLock>> {
+/// Take the per-guest worker lock, waiting up to `bound` for a worker of an earlier
+/// start to notice that it was superseded and let go; `Ok(None)` when it did not.
+pub fn worker_lock_wait(
+    cfg: &Config,
+    vmid: Vmid,
+    bound: std::time::Duration,
+) -> std::io::Result<Option<WorkerLock>> {
     fs::create_dir_all(&cfg.state_dir)?;
     let f = OpenOptions::new()
         .create(true)
@@ -222,21 +405,32 @@ pub fn worker_lock(cfg: &Config, vmid: Vmid) -> std::io::Result<Option<WorkerLoc
         .write(true)
         .mode(0o600)
         .open(cfg.state_dir.join(format!("worker-{vmid}.lock")))?;
-    match f.try_lock() {
-        Ok(()) => Ok(Some(WorkerLock { _file: f })),
-        Err(fs::TryLockError::WouldBlock) => Ok(None),
-        Err(fs::TryLockError::Error(e)) => Err(e),
+    let start = std::time::Instant::now();
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(Some(WorkerLock { _file: f })),
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < bound => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
     }
 }
 
-/// The worker's job: wait for the guest (a VM's agent, up to `agent.wait`; a container's
-/// config lock, inside the pct transport), deliver, run `after`. Progress goes to `log`;
-/// audit events are returned for the caller to record with the rest.
+/// The worker's job: wait for the guest (a VM's agent, a container's RUNNING state, up
+/// to `agent.wait`), deliver, run `after`. `cancel` is asked while waiting and once more
+/// before the first write: when it gives a reason (a newer start took over, the guest
+/// stopped) nothing is delivered. A VM whose QEMU exits while the worker waits (the
+/// backup of a stopped VM: started paused, never booted, stopped again) ends the wait
+/// too. Progress goes to `log`; audit events are returned for the caller to record.
 pub fn deliver(
     cfg: &Config,
     p: &Prepared,
     log: &mut dyn FnMut(bool, String),
+    cancel: &dyn Fn() -> Option<String>,
 ) -> (Report, Vec<Event>) {
+    use crate::deliver::DeliverError;
     let vmid = p.plan.vmid;
     let mut events = Vec::new();
     for prob in &p.problems {
@@ -245,24 +439,59 @@ pub fn deliver(
             format!("guest {vmid}: skipped (required: false): {prob}"),
         );
     }
-    if p.kind == GuestKind::Qemu {
-        match wait_for_agent(cfg, vmid, cfg.agent.wait) {
-            Ok(took) => log(
-                true,
-                format!(
-                    "guest {vmid}: the guest agent answered after {:.1}s",
-                    took.as_secs_f64()
-                ),
-            ),
-            Err(e) => {
-                log(false, format!("guest {vmid}: {e}"));
-                events.push(
-                    Event::new(Some(vmid), "post-start", "deliver", "failed")
-                        .with("transport", "qga")
-                        .with("error", e.to_string()),
-                );
-                return (Report::default(), events);
-            }
+    let had_pid = qemu_running(cfg, vmid).is_some();
+    let gone = || {
+        match (p.kind, qemu_running(cfg, vmid)) {
+        (GuestKind::Qemu, Some(false)) | (GuestKind::Qemu, None) if had_pid => Some(
+            "the VM's QEMU process ended before its agent answered (a backup of a stopped VM, or a stop)"
+                .to_string(),
+        ),
+        _ => None,
+    }
+    };
+    let cancel_or_gone = || cancel().or_else(gone);
+    let (what, waited) = match p.kind {
+        GuestKind::Qemu => (
+            "the guest agent answered",
+            wait_for_agent_unless(cfg, vmid, cfg.agent.wait, &cancel_or_gone),
+        ),
+        GuestKind::Lxc => (
+            "the container is running",
+            wait_for_container(cfg, vmid, cfg.agent.wait, &cancel_or_gone),
+        ),
+    };
+    let waited = waited.and_then(|took| match cancel() {
+        Some(why) => Err(DeliverError::Cancelled(why)),
+        None => Ok(took),
+    });
+    match waited {
+        Ok(took) => log(
+            true,
+            format!("guest {vmid}: {what} after {:.1}s", took.as_secs_f64()),
+        ),
+        Err(e @ DeliverError::Cancelled(_)) => {
+            log(true, format!("guest {vmid}: not delivering: {e}"));
+            events.push(
+                Event::new(Some(vmid), "post-start", "deliver", "cancelled")
+                    .with("reason", e.to_string()),
+            );
+            return (Report::default(), events);
+        }
+        Err(e) => {
+            log(false, format!("guest {vmid}: {e}"));
+            events.push(
+                Event::new(Some(vmid), "post-start", "deliver", "failed")
+                    .with(
+                        "transport",
+                        if p.kind == GuestKind::Qemu {
+                            "qga"
+                        } else {
+                            "lxc"
+                        },
+                    )
+                    .with("error", e.to_string()),
+            );
+            return (Report::default(), events);
         }
     }
     let mut t = transport_for(cfg, vmid, p.kind);

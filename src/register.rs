@@ -65,6 +65,19 @@ fn record_path(cfg: &Config, vmid: Vmid) -> Utf8PathBuf {
     registry_dir(cfg).join(format!("{vmid}.json"))
 }
 
+/// Every guest with a registration record.
+pub fn recorded(cfg: &Config) -> Vec<Vmid> {
+    let mut out: Vec<Vmid> = fs::read_dir(registry_dir(cfg))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 /// The recorded registration of `vmid`, if any.
 pub fn record(cfg: &Config, vmid: Vmid) -> Option<Record> {
     let text = fs::read_to_string(record_path(cfg, vmid)).ok()?;
@@ -78,10 +91,88 @@ pub fn storages(cfg: &Config) -> Result<Vec<Storage>, RegError> {
     Ok(pve::parse_storage_cfg(&text))
 }
 
-/// The path of the hookscript phx-hook chains to for `vmid`, if any.
-pub fn chained_hook(cfg: &Config, vmid: Vmid) -> Option<Utf8PathBuf> {
-    let prev = record(cfg, vmid)?.previous?;
-    pve::snippet_path(&storages(cfg).ok()?, &prev)
+/// The path of the hookscript phx-hook chains to for `vmid`: `Ok(None)` when there is
+/// none, an error when there is one that cannot be run (its storage is unknown, the file
+/// is missing or not executable: what Proxmox's `check_hookscript` refuses).
+pub fn chained_hook(cfg: &Config, vmid: Vmid) -> Result<Option<Utf8PathBuf>, RegError> {
+    let Some(prev) = record(cfg, vmid).and_then(|r| r.previous) else {
+        return Ok(None);
+    };
+    let path = pve::snippet_path(&storages(cfg)?, &prev).ok_or_else(|| {
+        format!(
+            "`{prev}` is not a snippet on a storage in {}/storage.cfg",
+            cfg.pve.config_dir
+        )
+    })?;
+    match fs::metadata(&path) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(Some(path)),
+        Ok(_) => Err(format!("`{prev}` ({path}) is not an executable file")),
+        Err(e) => Err(format!("`{prev}` ({path}): {e}")),
+    }
+}
+
+/// The storage `register` uses when none is named: one every node can read (shared, with
+/// snippets content, enabled, available on this node), else `local` when it allows
+/// snippets, else any other that does. Proxmox runs `check_hookscript` on the node that
+/// starts the guest, so a node-local snippet must exist on every node that can run it.
+pub fn default_storage(cfg: &Config) -> Result<String, RegError> {
+    let all = storages(cfg)?;
+    let local = pve::local_node(&cfg.pve.config_dir);
+    let usable: Vec<&Storage> = all
+        .iter()
+        .filter(|s| {
+            !s.disabled
+                && s.is_on(&local)
+                && s.path.is_some()
+                && s.content.iter().any(|c| c == "snippets")
+        })
+        .collect();
+    if let Some(s) = usable.iter().find(|s| s.shared) {
+        return Ok(s.id.clone());
+    }
+    if let Some(s) = usable.iter().find(|s| s.id == "local") {
+        return Ok(s.id.clone());
+    }
+    if let Some(s) = usable.first() {
+        return Ok(s.id.clone());
+    }
+    let content = all
+        .iter()
+        .find(|s| s.id == "local")
+        .map(|s| s.content.join(","))
+        .unwrap_or_default();
+    Err(format!(
+        "no storage in {}/storage.cfg allows snippets; enable them on one, e.g. `pvesm set local --content {}snippets` (a shared one serves every node)",
+        cfg.pve.config_dir,
+        if content.is_empty() {
+            String::new()
+        } else {
+            format!("{content},")
+        }
+    ))
+}
+
+/// For a cluster, when `store` is not shared: which other nodes also need the snippet.
+pub fn unshared_note(cfg: &Config, store: &str) -> Option<String> {
+    let all = storages(cfg).ok()?;
+    let st = all.iter().find(|s| s.id == store)?;
+    if st.shared {
+        return None;
+    }
+    let local = pve::local_node(&cfg.pve.config_dir);
+    let others: Vec<String> = pve::nodes(&cfg.pve.config_dir)
+        .into_iter()
+        .filter(|n| *n != local && st.is_on(n))
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "storage `{store}` is not shared: node(s) {} also need {} to start these guests (run `phx-hook register` there too, or use a shared storage with snippets content)",
+        others.join(", "),
+        st.snippets_dir()
+            .map_or_else(String::new, |d| d.join(SNIPPET).to_string())
+    ))
 }
 
 /// The snippets directory of `store`, refusing a storage without `snippets` content.
@@ -95,7 +186,7 @@ pub fn snippets_dir(cfg: &Config, store: &str) -> Result<Utf8PathBuf, RegError> 
             ids.join(", ")
         ));
     };
-    let Some(path) = &st.path else {
+    let Some(dir) = st.snippets_dir() else {
         return Err(format!(
             "storage `{store}` ({}) has no directory path, so it cannot hold snippets; use a directory storage such as `local`",
             st.kind
@@ -109,7 +200,7 @@ pub fn snippets_dir(cfg: &Config, store: &str) -> Result<Utf8PathBuf, RegError> 
             content.join(",")
         ));
     }
-    Ok(path.join("snippets"))
+    Ok(dir)
 }
 
 /// `s` as one word for `sh`: single-quoted, with `'` written as `'\''`.
@@ -206,6 +297,16 @@ pub fn register(
     exe: &Utf8Path,
 ) -> Result<Registered, RegError> {
     let guest = pve::find_guest(&cfg.pve.config_dir, vmid).map_err(|e| e.to_string())?;
+    // `qm set`/`pct set` act on the local node's guests only (they load
+    // `nodes/<local>/...`: qemu-server `update_vm_api` → `load_config`).
+    let local = pve::local_node(&cfg.pve.config_dir);
+    if !guest.is_on(&local)
+        && let Some(node) = &guest.node
+    {
+        return Err(format!(
+            "guest {vmid} lives on node `{node}`, not on this node (`{local}`): run `phx-hook register {vmid}` on `{node}`"
+        ));
+    }
     let dir = snippets_dir(cfg, store)?;
     install_snippet(&dir, exe)?;
     let ours = format!("{store}:snippets/{SNIPPET}");

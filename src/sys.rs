@@ -1,7 +1,8 @@
 //! The only `unsafe` in phx-hook, in one reviewed place: forking the single-threaded
 //! child that enters a container's namespaces (what that child does is ordinary safe
 //! code in `deliver::lxc`; this module only forks, runs it, and leaves with `_exit`),
-//! and closing the file descriptors a detached delivery worker inherited.
+//! starting the detached delivery worker in a session of its own, and closing the file
+//! descriptors that worker inherited.
 
 use std::os::fd::OwnedFd;
 
@@ -32,6 +33,31 @@ pub(crate) fn fork_child(keep: OwnedFd, work: impl FnOnce(OwnedFd) -> i32) -> ni
             unsafe { libc::_exit(code) }
         }
     }
+}
+
+/// Spawn `cmd` as the leader of a new session: `setsid()` runs in the child between fork
+/// and exec, so the child has left its parent's process group before anything can
+/// signal it. Proxmox's CLI tasks (`qm start` in a shell, `qm reboot`'s restart, a
+/// migration target's start) send SIGTERM to their whole process group when they end
+/// (pve-common `PVE::RESTEnvironment::fork_worker`, `$kill_process_group`); a `setsid()`
+/// made after exec, by the child itself, could come too late.
+pub(crate) fn spawn_in_new_session(
+    cmd: &mut std::process::Command,
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed; setsid(2) is one (POSIX lists it), it
+    // allocates nothing and touches no lock, and its error is returned as an io::Error
+    // built from errno without allocating (`from_raw_os_error`).
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::from_raw_os_error(*libc::__errno_location()));
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
 }
 
 /// Close every file descriptor from 3 up. Called first thing in the detached delivery

@@ -1,22 +1,24 @@
-//! Hook mode, `phx-hook <vmid> <phase>`, as Proxmox VE runs a hookscript (PROXMOX.md §1):
-//! argv `[path, vmid, phase]`, stdin empty, stdout and stderr copied into the task log
-//! that the user who started the guest can read, a non-zero `pre-start` aborts the start,
-//! and the start task waits until both pipes are closed. So: `pre-start` validates and
-//! fails closed with one line; `post-start` hands delivery to a detached worker (its own
-//! session, stdio on /dev/null, no inherited descriptors) and returns at once; every
-//! other phase is audited and exits 0. Nothing here prints a value.
+//! Hook mode, `phx-hook <vmid> <phase>`, as Proxmox VE runs a hookscript
+//! (docs/PROXMOX.md §1): argv `[path, vmid, phase]`, stdin empty, stdout and stderr
+//! copied into the task log that the user who started the guest can read, a non-zero
+//! `pre-start` aborts the start, and the start task waits until both pipes are closed.
+//! So: `pre-start` validates and fails closed with one line (but only warns on a
+//! migration target or a backup's start, which must not be broken); `post-start` hands
+//! delivery to a detached worker (a session of its own from before exec, stdio on
+//! /dev/null, no inherited descriptors) and returns at once; `pre-stop` and `post-stop`
+//! retire a worker that still waits; every phase is audited and unknown phases exit 0.
+//! Nothing here prints a value.
 
 use std::process::{Command, Stdio};
 
 use camino::Utf8Path;
 
 use super::Exit;
-use super::inject::write_audit;
-use crate::audit::{Audit, Event};
+use crate::audit::{Audit, Event, write as write_audit};
 use crate::config::{CONFIG_ENV, Config};
-use crate::hook::{self, Check};
+use crate::hook::{self, Check, Start, generation};
 use crate::syslog::{Level, Syslog};
-use crate::types::{Phase, Vmid};
+use crate::types::{GuestKind, Phase, Vmid};
 
 /// The hidden subcommand the worker runs as.
 pub(crate) const WORKER: &str = "__worker";
@@ -51,9 +53,14 @@ pub(crate) fn run(vmid: Vmid, phase: &str, config: Option<&Utf8Path>) -> Exit {
         Phase::PostStart => post_start(&cfg, &audit, vmid, config),
         Phase::PreStop | Phase::PostStop => {
             if crate::manifest::path_for(&cfg.manifests, vmid).exists() {
+                // A worker still waiting for this guest must not deliver to it any more
+                // (docs/PROXMOX.md §9, §12: a backup of a stopped VM starts it paused and
+                // stops it again; `qm reboot` stops before it starts).
+                let _ = generation::stop(&cfg, vmid);
                 write_audit(
                     &audit,
-                    &[Event::new(Some(vmid), &phase.to_string(), "phase", "ok")],
+                    &[Event::new(Some(vmid), &phase.to_string(), "phase", "ok")
+                        .with("task", hook::parent_task())],
                 );
             }
             Exit::Ok
@@ -67,27 +74,51 @@ pub(crate) fn run(vmid: Vmid, phase: &str, config: Option<&Utf8Path>) -> Exit {
 }
 
 fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
-    match hook::prepare(cfg, vmid) {
+    let check = hook::prepare(cfg, vmid);
+    if matches!(check, Check::NoManifest) {
+        return Exit::Ok;
+    }
+    let guest = crate::pve::find_guest(&cfg.pve.config_dir, vmid).ok();
+    let start = Start::detect(guest.as_ref());
+    match check {
         Check::NoManifest => Exit::Ok,
         Check::Failed {
             required,
             line,
             count,
         } => {
-            let outcome = if required {
-                eprintln!("phx-hook: {line}");
-                "failed"
-            } else {
-                eprintln!("phx-hook: warning: {line} (required: false, the start goes on)");
-                "warning"
+            // A migration target or a backup's start must not be aborted: that would
+            // break an HA evacuation or a migration, or fail the backup and leave a VM
+            // that was running stopped. The guest keeps (or gets at its next start) its
+            // secrets; the task log and the audit say why not now.
+            let tolerated = start.migration().or_else(|| start.backup());
+            let outcome = match (&tolerated, required) {
+                (Some(why), _) => {
+                    eprintln!("phx-hook: warning: {line} (not aborting a {why})");
+                    "warning"
+                }
+                (None, true) => {
+                    eprintln!("phx-hook: {line}");
+                    "failed"
+                }
+                (None, false) => {
+                    eprintln!("phx-hook: warning: {line} (required: false, the start goes on)");
+                    "warning"
+                }
             };
             write_audit(
                 audit,
                 &[Event::new(Some(vmid), "pre-start", "validate", outcome)
                     .with("error", line)
-                    .with("problems", count)],
+                    .with("problems", count)
+                    .with("start", tolerated.clone())
+                    .with("task", start.task.clone())],
             );
-            if required { Exit::Failed } else { Exit::Ok }
+            if required && tolerated.is_none() {
+                Exit::Failed
+            } else {
+                Exit::Ok
+            }
         }
         Check::Ready(p) => {
             for prob in &p.problems {
@@ -115,7 +146,9 @@ fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
                                 .iter()
                                 .flat_map(|d| d.keys.iter().map(ToString::to_string))
                                 .collect::<Vec<_>>(),
-                        ),
+                        )
+                        .with("start", start.migration().or_else(|| start.backup()))
+                        .with("task", start.task.clone()),
                 ],
             );
             Exit::Ok
@@ -123,17 +156,39 @@ fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
     }
 }
 
+/// Why post-start must not start a worker, if it must not.
+fn skip_reason(cfg: &Config, vmid: Vmid) -> Option<String> {
+    let guest = crate::pve::find_guest(&cfg.pve.config_dir, vmid).ok()?;
+    let start = Start::detect(Some(&guest));
+    // A live-migrated VM keeps its memory, secrets included. Containers migrate only by
+    // restart (docs/PROXMOX.md §10), so theirs is a fresh boot: deliver.
+    if guest.kind == GuestKind::Qemu
+        && let Some(why) = start.migration()
+    {
+        return Some(format!("{why}: the guest already has its secrets"));
+    }
+    if guest.kind == GuestKind::Qemu
+        && let Some(os) = guest.get("ostype").filter(|o| crate::pve::is_windows(o))
+    {
+        return Some(format!(
+            "a Windows VM (`ostype: {os}`), which phx-hook cannot deliver into yet"
+        ));
+    }
+    None
+}
+
 fn post_start(cfg: &Config, audit: &Audit, vmid: Vmid, config: Option<&Utf8Path>) -> Exit {
     if !crate::manifest::path_for(&cfg.manifests, vmid).exists() {
         return Exit::Ok;
     }
-    let guest = crate::pve::find_guest(&cfg.pve.config_dir, vmid).ok();
-    let migrated = std::env::var("PVE_MIGRATED_FROM").ok();
-    if let Some(why) = hook::skip_reason(guest.as_ref(), migrated.as_deref()) {
+    let task = hook::parent_task();
+    if let Some(why) = skip_reason(cfg, vmid) {
         eprintln!("phx-hook: guest {vmid}: not delivering: {why}");
         write_audit(
             audit,
-            &[Event::new(Some(vmid), "post-start", "skip", "skipped").with("reason", why)],
+            &[Event::new(Some(vmid), "post-start", "skip", "skipped")
+                .with("reason", why)
+                .with("task", task)],
         );
         return Exit::Ok;
     }
@@ -144,7 +199,7 @@ fn post_start(cfg: &Config, audit: &Audit, vmid: Vmid, config: Option<&Utf8Path>
             );
             write_audit(
                 audit,
-                &[Event::new(Some(vmid), "post-start", "spawn", "ok")],
+                &[Event::new(Some(vmid), "post-start", "spawn", "ok").with("task", task)],
             );
         }
         Err(e) => {
@@ -160,7 +215,8 @@ fn post_start(cfg: &Config, audit: &Audit, vmid: Vmid, config: Option<&Utf8Path>
     Exit::Ok
 }
 
-/// Start `phx-hook [--config C] __worker <vmid> [extra]` with stdio on /dev/null.
+/// Start `phx-hook [--config C] __worker <vmid> [extra]` in a session of its own (made
+/// before exec: docs/PROXMOX.md §13), with stdio on /dev/null.
 fn spawn_worker(vmid: Vmid, config: Option<&Utf8Path>, extra: &[&str]) -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut c = Command::new(exe);
@@ -172,19 +228,31 @@ fn spawn_worker(vmid: Vmid, config: Option<&Utf8Path>, extra: &[&str]) -> std::i
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     // Not waited for: stage 1 exits at once and is reaped by init once we exit.
-    c.spawn().map(drop)
+    crate::sys::spawn_in_new_session(&mut c).map(drop)
 }
 
-/// The detached worker. Stage 1 leaves Proxmox's session and descriptors behind and
-/// starts stage 2, which delivers.
+/// The detached worker. Stage 1 (already in its own session) drops Proxmox's
+/// descriptors and starts stage 2, which is no session leader and so can never regain a
+/// controlling terminal; stage 2 takes the guest's generation and delivers.
 pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exit {
     if !stage2 {
         crate::sys::close_inherited_fds();
-        // Its own session: `qm start` from a shell kills the task's process group when
-        // the task ends (PROXMOX.md §1.4).
-        let _ = nix::unistd::setsid();
-        return match spawn_worker(vmid, config, &["--stage2"]) {
-            Ok(()) => Exit::Ok,
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(_) => return Exit::Failed,
+        };
+        let mut c = Command::new(exe);
+        if let Some(cfg) = config {
+            c.arg("--config").arg(cfg.as_str());
+        }
+        c.arg(WORKER)
+            .arg(vmid.to_string())
+            .arg("--stage2")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        return match c.spawn() {
+            Ok(_) => Exit::Ok,
             Err(_) => Exit::Failed,
         };
     }
@@ -194,17 +262,34 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
     };
     let sys = Syslog::new(&cfg.syslog);
     let audit = Audit::new(&cfg.audit_log);
-    let _lock = match hook::worker_lock(&cfg, vmid) {
+    // This start owns the guest from now on: a worker of an earlier start that still
+    // waits gives up (it checks between waits) and releases the lock.
+    let token = match generation::claim(&cfg, vmid) {
+        Ok(t) => t,
+        Err(e) => {
+            sys.log(
+                Level::Err,
+                &format!(
+                    "guest {vmid}: cannot write the worker state in {}: {e}",
+                    cfg.state_dir
+                ),
+            );
+            return Exit::Failed;
+        }
+    };
+    let _lock = match hook::worker_lock_wait(&cfg, vmid, cfg.pve.lock_wait) {
         Ok(Some(l)) => l,
         Ok(None) => {
             sys.log(
-                Level::Info,
-                &format!("guest {vmid}: a delivery is already running; not starting another"),
+                Level::Warning,
+                &format!(
+                    "guest {vmid}: an earlier delivery is still running; not starting another"
+                ),
             );
             write_audit(
                 &audit,
                 &[Event::new(Some(vmid), "post-start", "skip", "skipped")
-                    .with("reason", "a delivery is already running")],
+                    .with("reason", "an earlier delivery is still running")],
             );
             return Exit::Ok;
         }
@@ -219,6 +304,15 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
             return Exit::Failed;
         }
     };
+    let cancel = || generation::superseded(&cfg, vmid, &token);
+    if let Some(why) = cancel() {
+        sys.log(Level::Info, &format!("guest {vmid}: not delivering: {why}"));
+        write_audit(
+            &audit,
+            &[Event::new(Some(vmid), "post-start", "deliver", "cancelled").with("reason", why)],
+        );
+        return Exit::Ok;
+    }
     let p = match hook::prepare(&cfg, vmid) {
         Check::NoManifest => return Exit::Ok,
         Check::Failed { line, count, .. } => {
@@ -240,12 +334,19 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
             p.plan.deliveries.len()
         ),
     );
-    let (report, events) = hook::deliver(&cfg, &p, &mut |ok, msg| {
-        sys.log(if ok { Level::Info } else { Level::Err }, &msg)
-    });
+    let (report, events) = hook::deliver(
+        &cfg,
+        &p,
+        &mut |ok, msg| sys.log(if ok { Level::Info } else { Level::Err }, &msg),
+        &cancel,
+    );
+    let cancelled = events.iter().any(|e| e.outcome == "cancelled");
     let mut all = vec![hook::decrypt_event(vmid, "post-start", &p.vault.info)];
     all.extend(events);
     write_audit(&audit, &all);
+    if cancelled {
+        return Exit::Ok;
+    }
     let ok = !report.files.is_empty() && report.files_ok() && report.after_ok();
     sys.log(
         if ok { Level::Info } else { Level::Warning },
@@ -260,10 +361,21 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
 
 /// Run the hookscript phx-hook replaced (registered with `--chain`), after phx-hook's own
 /// work, for every phase. For `pre-start` its exit status counts; phx-hook's failure
-/// already aborts the start, so the old hook is not run then.
+/// already aborts the start, so the old hook is not run then. A chained hook that
+/// cannot be found is an error, as Proxmox's own `check_hookscript` makes it: it aborts
+/// a start and is a warning in every other phase, never silently skipped.
 fn chain(cfg: &Config, vmid: Vmid, phase: &Phase, ours: Exit) -> Exit {
-    let Some(path) = crate::register::chained_hook(cfg, vmid) else {
-        return ours;
+    let path = match crate::register::chained_hook(cfg, vmid) {
+        Ok(None) => return ours,
+        Ok(Some(p)) => p,
+        Err(why) => {
+            eprintln!("phx-hook: guest {vmid}: the chained hookscript cannot be run: {why}");
+            return if *phase == Phase::PreStart {
+                Exit::Failed
+            } else {
+                ours
+            };
+        }
     };
     if *phase == Phase::PreStart && ours != Exit::Ok {
         return ours;

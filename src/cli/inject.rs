@@ -8,7 +8,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{Context, Exit};
-use crate::audit::{Audit, Event as AuditEvent};
+use crate::audit::{Audit, Event as AuditEvent, write as write_audit};
 use crate::deliver::{self, Event};
 use crate::error::Error;
 use crate::hook::{decrypt_event, delivery_events, transport_for, wait_for_agent};
@@ -270,15 +270,5 @@ fn progress(vmid: Vmid, e: Event<'_>) {
                 a.argv.join(" ")
             ),
         },
-    }
-}
-
-pub(crate) fn write_audit(audit: &Audit, events: &[AuditEvent]) -> bool {
-    match audit.record(events) {
-        Ok(()) => true,
-        Err(e) => {
-            log::error!("failed to write the audit log `{}`: {e}", audit.path());
-            false
-        }
     }
 }

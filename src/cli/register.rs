@@ -3,8 +3,8 @@
 
 use camino::Utf8PathBuf;
 
-use super::inject::write_audit;
 use super::{Context, Exit};
+use crate::audit::write as write_audit;
 use crate::audit::{Audit, Event};
 use crate::error::Error;
 use crate::register::{self, Registered, Unregistered};
@@ -20,9 +20,10 @@ pub(crate) struct RegisterArgs {
     #[arg(value_name = "VMID", required = true)]
     vmids: Vec<Vmid>,
 
-    /// The storage whose `snippets` directory gets the hookscript.
-    #[arg(long, value_name = "STORE", default_value = "local")]
-    storage: String,
+    /// The storage whose `snippets` directory gets the hookscript (default: a shared
+    /// storage with snippets content, else `local`, else another with snippets content).
+    #[arg(long, value_name = "STORE")]
+    storage: Option<String>,
 
     /// If a guest already has another hookscript, keep it and run it after phx-hook.
     #[arg(long)]
@@ -49,20 +50,23 @@ pub(crate) fn run(args: RegisterArgs, ctx: &Context) -> Result<Exit, Error> {
     let cfg = &ctx.config;
     let exe = exe()?;
     let audit = Audit::new(&cfg.audit_log);
+    let storage = match args.storage {
+        Some(s) => s,
+        None => register::default_storage(cfg).map_err(Error::Other)?,
+    };
+    if let Some(note) = register::unshared_note(cfg, &storage) {
+        eprintln!("note: {note}");
+    }
     let mut failed = 0;
     for vmid in args.vmids {
-        match register::register(cfg, vmid, &args.storage, args.chain, &exe) {
+        match register::register(cfg, vmid, &storage, args.chain, &exe) {
             Ok(Registered::Already) => println!("{vmid}: already registered"),
             Ok(Registered::New { chained }) => {
                 match &chained {
                     Some(prev) => println!(
-                        "{vmid}: registered (hookscript {}:snippets/phx-hook; runs `{prev}` after phx-hook)",
-                        args.storage
+                        "{vmid}: registered (hookscript {storage}:snippets/phx-hook; runs `{prev}` after phx-hook)"
                     ),
-                    None => println!(
-                        "{vmid}: registered (hookscript {}:snippets/phx-hook)",
-                        args.storage
-                    ),
+                    None => println!("{vmid}: registered (hookscript {storage}:snippets/phx-hook)"),
                 }
                 write_audit(
                     &audit,

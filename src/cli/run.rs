@@ -12,8 +12,8 @@ use std::process::Command;
 use camino::Utf8PathBuf;
 use serde::Deserialize;
 
-use super::inject::write_audit;
 use super::{Context, Exit};
+use crate::audit::write as write_audit;
 use crate::audit::{Audit, Event};
 use crate::error::Error;
 use crate::types::KeyPath;

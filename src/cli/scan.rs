@@ -7,9 +7,9 @@ use std::io::Write;
 
 use camino::Utf8PathBuf;
 
-use super::inject::write_audit;
 use super::vault::KeyArgs;
 use super::{Context, Exit};
+use crate::audit::write as write_audit;
 use crate::audit::{Audit, Event};
 use crate::error::Error;
 use crate::scan::{self, Finding, Severity, migrate, report};

@@ -36,6 +36,7 @@ pub(crate) struct DoctorArgs {}
 struct GuestStatus {
     vmid: Vmid,
     kind: Option<GuestKind>,
+    node: Option<String>,
     manifest: bool,
     registered: bool,
     hookscript: Option<String>,
@@ -125,6 +126,7 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
     let (manifests, _) = manifest::list(&cfg.manifests)?;
     let last = last_deliveries(&fs::read_to_string(&cfg.audit_log).unwrap_or_default());
     let mut ids: Vec<Vmid> = manifests.clone();
+    ids.extend(register::recorded(cfg));
     for id in all.keys() {
         if let Ok(g) = pve::find_guest(&cfg.pve.config_dir, *id)
             && g.get("hookscript").is_some_and(|h| register::is_ours(&h))
@@ -158,6 +160,20 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
                 manifest::path_for(&cfg.manifests, id)
             ));
         }
+        // The hookscript option travels without phx-hook: `qm clone` copies it and a
+        // snapshot rollback restores the snapshot's (docs/PROXMOX.md §18).
+        let record = register::record(cfg, id);
+        if registered && record.is_none() {
+            problems.push(format!(
+                "has phx-hook's hookscript but no registration record (a clone or a restore?): `phx-hook register {id}` adopts it"
+            ));
+        }
+        if !registered && record.is_some() {
+            problems.push(format!(
+                "recorded as registered, but its hookscript is {} (a snapshot rollback?): `phx-hook register {id}` again, or `phx-hook unregister {id}` to forget it",
+                hookscript.as_deref().map_or("unset".to_string(), |h| format!("`{h}`"))
+            ));
+        }
         if has_manifest && let Err(e) = manifest::load(&cfg.manifests, id) {
             problems.extend(e.problems.iter().map(ToString::to_string));
         }
@@ -173,10 +189,11 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
         rows.push(GuestStatus {
             vmid: id,
             kind: guest.as_ref().map(|g| g.kind),
+            node: guest.as_ref().and_then(|g| g.node.clone()),
             manifest: has_manifest,
             registered,
             hookscript: if registered { None } else { hookscript },
-            chained: register::record(cfg, id).and_then(|r| r.previous),
+            chained: record.and_then(|r| r.previous),
             last_delivery: last.get(&u64::from(id.get())).cloned(),
             problems,
         });
@@ -188,8 +205,8 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
     } else {
         let _ = writeln!(
             out,
-            "{:>6}  {:<5}  {:<10}  {:<8}  {:<35}  problems",
-            "vmid", "kind", "registered", "manifest", "last delivery"
+            "{:>6}  {:<5}  {:<10}  {:<10}  {:<8}  {:<35}  problems",
+            "vmid", "kind", "node", "registered", "manifest", "last delivery"
         );
         for r in &rows {
             let kind = r.kind.map_or("?".into(), |k| k.to_string());
@@ -212,8 +229,9 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
             };
             let _ = writeln!(
                 out,
-                "{:>6}  {kind:<5}  {reg:<10}  {:<8}  {last:<35}  {probs}",
+                "{:>6}  {kind:<5}  {:<10}  {reg:<10}  {:<8}  {last:<35}  {probs}",
                 r.vmid,
+                r.node.as_deref().unwrap_or("?"),
                 if r.manifest { "yes" } else { "no" }
             );
         }
@@ -319,6 +337,37 @@ pub(crate) fn doctor(_args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
             &format!("storage.cfg: {e}"),
             "check pve.config_dir in the config",
         ),
+    }
+
+    // Registrations that drifted: `qm clone` copies the hookscript option, a snapshot
+    // rollback restores the snapshot's (docs/PROXMOX.md §18).
+    for (id, _) in guests(&cfg.pve.config_dir) {
+        let Ok(g) = pve::find_guest(&cfg.pve.config_dir, id) else {
+            continue;
+        };
+        let ours = g.get("hookscript").is_some_and(|h| register::is_ours(&h));
+        match (ours, register::record(cfg, id).is_some()) {
+            (true, false) => d.warn(
+                &format!("guest {id} has phx-hook's hookscript but no registration record (a clone or a restore?)"),
+                &format!("`phx-hook register {id}` adopts it (and give it a manifest, or `phx-hook unregister {id}`)"),
+            ),
+            (false, true) => d.warn(
+                &format!("guest {id} is recorded as registered, but its hookscript is no longer phx-hook's (a snapshot rollback?)"),
+                &format!("`phx-hook register {id}` again, or `phx-hook unregister {id}` to forget it"),
+            ),
+            _ => {}
+        }
+    }
+    for id in register::recorded(cfg) {
+        if pve::find_guest(&cfg.pve.config_dir, id).is_err() {
+            d.warn(
+                &format!("guest {id} has a registration record but no config (destroyed?)"),
+                &format!(
+                    "`rm {}/phx-hook/registrations/{id}.json`",
+                    cfg.pve.config_dir
+                ),
+            );
+        }
     }
 
     // The host key and the vault.

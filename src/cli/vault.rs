@@ -12,8 +12,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::inject::write_audit;
 use super::{Context, Exit};
+use crate::audit::write as write_audit;
 use crate::audit::{Audit, Event};
 use crate::config::Config;
 use crate::error::Error;

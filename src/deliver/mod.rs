@@ -37,6 +37,10 @@ pub enum DeliverError {
     /// This file failed; others may still succeed.
     #[error("{0}")]
     File(String),
+    /// Delivery was given up on purpose, before anything was written: the guest stopped
+    /// (a backup of a stopped VM never boots), or a newer start of the guest took over.
+    #[error("{0}")]
+    Cancelled(String),
 }
 
 /// The result of one `after` command.

@@ -18,6 +18,11 @@ impl FakeGuest {
     /// Start the agent with extra commands blocked (`,guest-exec,...`) and a log file at
     /// `/run/qga.log` inside the guest.
     pub fn start(root: &Path, extra_block: &str) -> FakeGuest {
+        FakeGuest::start_with(root, extra_block, &[])
+    }
+
+    /// [`FakeGuest::start`] with extra environment for fake-guest.sh.
+    pub fn start_with(root: &Path, extra_block: &str, env: &[(&str, &str)]) -> FakeGuest {
         // Listen where the guest's /dev/log leads, to see what the agent logs.
         fs::create_dir_all(root.join("run")).unwrap();
         let _ = fs::remove_file(root.join("run/syslog.sock"));
@@ -27,6 +32,7 @@ impl FakeGuest {
             .arg(root)
             .args(["-l", "/run/qga.log"])
             .env("PHX_EXTRA_BLOCK", extra_block)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

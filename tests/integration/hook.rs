@@ -5,59 +5,13 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::guests::*;
 use crate::sim::*;
 use crate::util::*;
 
 const VM_MANIFEST: &str = "guest: qemu\nfiles:\n  - {dest: /etc/samba/phoenix.secret, key: samba/password}\n  - {dest: /etc/app/app.env, format: env, vars: {DATABASE_PASS: app/db_password}, mode: \"0640\", group: app}\nafter:\n  - [touch, /run/after-ran]\n";
-
-/// A guest agent that a `qm start` brings up one second after "QEMU" starts, as a
-/// booting VM's would; killed on drop.
-struct LateAgent {
-    pidfile: PathBuf,
-    pub root: PathBuf,
-}
-
-impl LateAgent {
-    fn install(sim: &SimNode, vmid: u32) -> LateAgent {
-        let root = sim.path(&format!("guests/{vmid}"));
-        let pidfile = sim.path(&format!("guests/{vmid}.pid"));
-        fs::create_dir_all(&root).unwrap();
-        std::os::unix::fs::symlink(
-            root.join("run/qga.sock"),
-            sim.path(&format!("qga/{vmid}.qga")),
-        )
-        .unwrap();
-        let launcher = sim.path(&format!("pve/qemu-server/{vmid}.start"));
-        fs::write(
-            &launcher,
-            format!(
-                "#!/bin/sh\n( sleep 1; exec {SCRIPTS}/fake-guest.sh {} ) </dev/null >/dev/null 2>&1 &\necho $! > {}\n",
-                root.display(),
-                pidfile.display()
-            ),
-        )
-        .unwrap();
-        fs::set_permissions(&launcher, fs::Permissions::from_mode(0o755)).unwrap();
-        LateAgent { pidfile, root }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.root.join(p.trim_start_matches('/'))
-    }
-}
-
-impl Drop for LateAgent {
-    fn drop(&mut self) {
-        if let Ok(pid) = fs::read_to_string(&self.pidfile) {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", pid.trim()])
-                .status();
-        }
-    }
-}
 
 fn leaks(texts: &[&str]) {
     for t in texts {
@@ -77,7 +31,7 @@ fn a_registered_vm_gets_its_secrets_on_start() {
         .assert_contains("201: registered");
     assert!(
         sim.conf("qemu-server", 201)
-            .contains("hookscript: local:snippets/phx-hook")
+            .contains("hookscript: sim:snippets/phx-hook")
     );
     let agent = LateAgent::install(&sim, 201);
     let r = sim.tool("qm", &["start", "201"]);
@@ -215,7 +169,7 @@ fn a_missing_key_or_a_tampered_vault_aborts_the_start() {
     // An agent that is not enabled: the start is refused with the fix.
     sim.node
         .vault(&keys().encrypt(VAULT_JSON.as_bytes(), &["ed"], false, None, &[]));
-    sim.vm(201, "agent: 0\nhookscript: local:snippets/phx-hook\n");
+    sim.vm(201, "agent: 0\nhookscript: sim:snippets/phx-hook\n");
     sim.tool("qm", &["start", "201"])
         .assert_code(255)
         .assert_contains("guest agent is not enabled")
@@ -224,23 +178,11 @@ fn a_missing_key_or_a_tampered_vault_aborts_the_start() {
 }
 
 #[test]
-fn migration_targets_and_backups_are_skipped_and_unknown_phases_exit_0() {
+fn unknown_phases_exit_0_and_guests_without_a_manifest_are_left_alone() {
     let sim = SimNode::new(VAULT_JSON.as_bytes(), "");
     sim.vm(201, "agent: 1\n");
     sim.node.manifest(201, VM_MANIFEST);
     sim.phx(&["register", "201"]).assert_code(0);
-    let r = sim.tool("qm", &["start", "201", "--migratedfrom", "pve2"]);
-    r.assert_code(0)
-        .assert_contains("not delivering: live-migration target (migrated from pve2)");
-    sim.vm(
-        201,
-        "agent: 1\nlock: backup\nhookscript: local:snippets/phx-hook\n",
-    );
-    sim.tool("qm", &["start", "201"])
-        .assert_code(0)
-        .assert_contains("locked for a backup");
-    assert_eq!(sim.audit().matches("\"action\":\"skip\"").count(), 2);
-    assert!(!sim.audit().contains("\"action\":\"spawn\""));
     for phase in ["pre-stop", "post-stop", "pre-migrate", "something-new"] {
         sim.phx(&["201", phase]).assert_code(0);
     }
@@ -254,7 +196,7 @@ fn migration_targets_and_backups_are_skipped_and_unknown_phases_exit_0() {
 }
 
 #[test]
-fn a_second_start_does_not_deliver_twice_at_once() {
+fn a_second_start_takes_over_and_nothing_is_delivered_twice() {
     let sim = SimNode::new(VAULT_JSON.as_bytes(), "");
     sim.vm(201, "agent: 1\n");
     sim.node.manifest(201, VM_MANIFEST);
@@ -262,21 +204,25 @@ fn a_second_start_does_not_deliver_twice_at_once() {
     fs::create_dir_all(&root).unwrap();
     std::os::unix::fs::symlink(root.join("run/qga.sock"), sim.path("qga/201.qga")).unwrap();
     // Two post-start hooks while the agent is down: the first worker waits for it holding
-    // the guest's worker lock; the second sees the lock and does not deliver.
+    // the guest's worker lock; the second start takes the guest over, the first gives up
+    // without delivering, and the second delivers once the agent is up.
     sim.phx(&["201", "post-start"]).assert_code(0);
     sim.eventually(10, "the first worker to take the lock", || {
         fs::File::open(sim.path("run/worker-201.lock")).is_ok_and(|f| f.try_lock().is_err())
     });
     sim.phx(&["201", "post-start"]).assert_code(0);
-    sim.eventually(10, "the second worker to give up", || {
-        sim.audit().contains("a delivery is already running")
+    sim.eventually(10, "the first worker to give up", || {
+        sim.audit().contains("took over its delivery")
     });
     let g = FakeGuest::start(&root, "");
     sim.eventually(30, "the delivery", || g.path("/run/after-ran").exists());
     sim.eventually(10, "the audit lines", || {
         sim.audit().contains("\"action\":\"after\"")
     });
-    let delivers = sim.audit().matches("\"action\":\"deliver\"").count();
+    let delivers = sim
+        .audit()
+        .matches("\"action\":\"deliver\",\"outcome\":\"ok\"")
+        .count();
     assert_eq!(delivers, 2, "each file delivered once:\n{}", sim.audit());
 }
 
@@ -379,7 +325,7 @@ fn registration() {
     sim.vm(201, "agent: 1\n");
     sim.ct(301, "arch: amd64\n");
     // A foreign hookscript on 202.
-    sim.vm(202, "agent: 1\nhookscript: local:snippets/old-hook.sh\n");
+    sim.vm(202, "agent: 1\nhookscript: sim:snippets/old-hook.sh\n");
     let marker = sim.path("old-hook-ran");
     let old = sim.path("storage/snippets/old-hook.sh");
     fs::write(
@@ -402,7 +348,7 @@ fn registration() {
     assert!(fs::read_to_string(&snippet).unwrap().contains(BIN));
     assert!(
         sim.conf("lxc", 301)
-            .contains("hookscript: local:snippets/phx-hook")
+            .contains("hookscript: sim:snippets/phx-hook")
     );
     // Idempotent.
     sim.phx(&["register", "201", "301"])
@@ -418,22 +364,32 @@ fn registration() {
     // A foreign hookscript is not clobbered...
     sim.phx(&["register", "202"])
         .assert_code(1)
-        .assert_contains("already has the hookscript `local:snippets/old-hook.sh`")
+        .assert_contains("already has the hookscript `sim:snippets/old-hook.sh`")
         .assert_contains("--chain");
     assert!(
         sim.conf("qemu-server", 202)
-            .contains("hookscript: local:snippets/old-hook.sh")
+            .contains("hookscript: sim:snippets/old-hook.sh")
     );
     // ...unless chained: then it runs after phx-hook, for every phase.
     sim.phx(&["register", "202", "--chain"])
         .assert_code(0)
-        .assert_contains("runs `local:snippets/old-hook.sh` after phx-hook");
+        .assert_contains("runs `sim:snippets/old-hook.sh` after phx-hook");
     sim.node.manifest(
         202,
         "guest: qemu\nfiles:\n  - {dest: /etc/x, key: samba/password}\n",
     );
+    // A migration target (the config still on the source node, locked): phx-hook
+    // delivers nothing, and the chained hook runs for both phases.
+    let conf = sim.conf("qemu-server", 202);
+    fs::remove_file(sim.path("pve/qemu-server/202.conf")).unwrap();
+    sim.node.write(
+        "pve/nodes/pve2/qemu-server/202.conf",
+        format!("{conf}lock: migrate\n").as_bytes(),
+    );
     sim.tool("qm", &["start", "202", "--migratedfrom", "pve2"])
         .assert_code(0);
+    fs::remove_file(sim.path("pve/nodes/pve2/qemu-server/202.conf")).unwrap();
+    sim.vm(202, &conf);
     assert_eq!(
         fs::read_to_string(&marker).unwrap(),
         "202 pre-start\n202 post-start\n"
@@ -449,10 +405,10 @@ fn registration() {
     // unregister restores the previous hookscript, or removes ours.
     sim.phx(&["unregister", "202", "201"])
         .assert_code(0)
-        .assert_contains("previous hookscript `local:snippets/old-hook.sh` is back");
+        .assert_contains("previous hookscript `sim:snippets/old-hook.sh` is back");
     assert!(
         sim.conf("qemu-server", 202)
-            .contains("hookscript: local:snippets/old-hook.sh")
+            .contains("hookscript: sim:snippets/old-hook.sh")
     );
     assert!(!sim.conf("qemu-server", 201).contains("hookscript"));
     sim.phx(&["unregister", "201"])
@@ -495,14 +451,14 @@ fn status_and_doctor() {
 
     let r = sim.phx(&["doctor"]);
     r.assert_code(0)
-        .assert_contains("ok    snippet local:snippets/phx-hook present")
+        .assert_contains("ok    snippet sim:snippets/phx-hook present")
         .assert_contains("ok    vault")
         .assert_contains("warn  signature policy")
         .assert_contains("ok    manifest 201 valid")
         .assert_contains("ok    audit log hash chain intact");
     // Break things: each check names the fix.
     fs::set_permissions(sim.path("host.key"), fs::Permissions::from_mode(0o644)).unwrap();
-    sim.vm(201, "agent: 0\nhookscript: local:snippets/phx-hook\n");
+    sim.vm(201, "agent: 0\nhookscript: sim:snippets/phx-hook\n");
     let audit = sim.audit().replacen("\"ok\"", "\"OK\"", 1);
     fs::write(sim.path("audit.jsonl"), audit).unwrap();
     let r = sim.phx(&["doctor"]);

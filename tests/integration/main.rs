@@ -12,6 +12,7 @@ mod hostile_agent;
 mod hostile_guest;
 mod hostile_vault;
 mod inputs;
+mod lifecycle;
 mod lxc;
 mod qga;
 mod scan;

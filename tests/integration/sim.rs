@@ -31,7 +31,9 @@ impl SimNode {
         let d = node.dir.path().display().to_string();
         node.write(
             "pve/storage.cfg",
-            format!("dir: local\n\tpath {d}/storage\n\tcontent iso,vztmpl,backup,snippets\n\nlvmthin: local-lvm\n\tthinpool data\n\tcontent rootdir,images\n\ndir: backups\n\tpath {d}/backups\n\tcontent backup\n").as_bytes(),
+            // `local` is always /var/lib/vz on Proxmox (parse_config replaces any other):
+            // here it allows no snippets, and `sim` holds them.
+            format!("dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\ndir: sim\n\tpath {d}/storage\n\tcontent snippets\n\nlvmthin: local-lvm\n\tthinpool data\n\tcontent rootdir,images\n\ndir: backups\n\tpath {d}/backups\n\tcontent backup\n").as_bytes(),
         );
         fs::create_dir_all(node.path("storage/snippets")).unwrap();
         fs::create_dir_all(node.path("qga")).unwrap();
@@ -72,6 +74,8 @@ impl SimNode {
             ),
             ("PHX_TEST_LOCKDIR".to_string(), format!("{d}/lock/lxc")),
             ("PHX_TEST_HOOK_TIMES".to_string(), format!("{d}/hook-times")),
+            ("PHX_TEST_TASK_LOG".to_string(), format!("{d}/tasks")),
+            ("PHX_TEST_QGADIR".to_string(), format!("{d}/qga")),
             ("PHX_TEST_LXCPATH".to_string(), "/nonexistent".to_string()),
         ];
         for (k, val) in &self.env {
@@ -141,5 +145,102 @@ impl SimNode {
 
     pub fn path(&self, rel: &str) -> PathBuf {
         self.node.path(rel)
+    }
+
+    /// The tasks the stand-ins ran (`TYPE VMID status=N sigterm-sent|async`).
+    pub fn tasks(&self) -> String {
+        fs::read_to_string(self.node.path("tasks")).unwrap_or_default()
+    }
+
+    /// The audit lines whose `action` is `action`.
+    pub fn audit_actions(&self, action: &str) -> Vec<serde_json::Value> {
+        self.audit()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["action"] == action)
+            .collect()
+    }
+}
+
+impl Drop for SimNode {
+    /// The stand-ins' "QEMU" processes (their pids are in `qga/<vmid>.pid`) end with
+    /// the test.
+    fn drop(&mut self) {
+        let Ok(rd) = fs::read_dir(self.node.path("qga")) else {
+            return;
+        };
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".pid")
+                && let Ok(pid) = fs::read_to_string(e.path())
+                && let Ok(pid) = pid.trim().parse::<i32>()
+            {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// A guest agent that a simulated VM's boot brings up `delay` seconds after "QEMU" boots
+/// the guest (the stand-ins run `<vmid>.start` at boot and `<vmid>.stop` when QEMU
+/// exits), as a booting VM's would; killed on drop.
+pub struct LateAgent {
+    pidfile: PathBuf,
+    pub root: PathBuf,
+}
+
+impl LateAgent {
+    pub fn install(sim: &SimNode, vmid: u32) -> LateAgent {
+        LateAgent::install_after(sim, vmid, 1)
+    }
+
+    pub fn install_after(sim: &SimNode, vmid: u32, delay: u32) -> LateAgent {
+        use std::os::unix::fs::PermissionsExt;
+        let root = sim.path(&format!("guests/{vmid}"));
+        let pidfile = sim.path(&format!("guests/{vmid}.pid"));
+        fs::create_dir_all(&root).unwrap();
+        let _ = std::os::unix::fs::symlink(
+            root.join("run/qga.sock"),
+            sim.path(&format!("qga/{vmid}.qga")),
+        );
+        for (name, body) in [
+            (
+                "start",
+                format!(
+                    "#!/bin/sh
+( sleep {delay}; exec {SCRIPTS}/fake-guest.sh {} ) </dev/null >/dev/null 2>&1 &\necho $! > {}\n",
+                    root.display(),
+                    pidfile.display()
+                ),
+            ),
+            (
+                "stop",
+                format!(
+                    "#!/bin/sh\n[ -s {p} ] && kill -9 $(cat {p}) 2>/dev/null; rm -f {p}\nexit 0\n",
+                    p = pidfile.display()
+                ),
+            ),
+        ] {
+            let path = sim.path(&format!("pve/qemu-server/{vmid}.{name}"));
+            fs::write(&path, body).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        LateAgent { pidfile, root }
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.root.join(p.trim_start_matches('/'))
+    }
+}
+
+impl Drop for LateAgent {
+    fn drop(&mut self) {
+        if let Ok(pid) = fs::read_to_string(&self.pidfile) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", pid.trim()])
+                .status();
+        }
     }
 }

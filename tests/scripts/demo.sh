@@ -42,7 +42,8 @@ head -n 2 "$DEMO/etc/secrets.json.gpg"; echo "..."
 step "2. A simulated Proxmox node: /etc/pve tree, storage.cfg, a container and a VM"
 P="$DEMO/pve"
 mkdir -p "$P/lxc" "$P/qemu-server" "$DEMO/storage/snippets" "$DEMO/qga" "$DEMO/lxc" "$DEMO/lock/lxc" "$DEMO/lock/qemu-server"
-printf 'dir: local\n\tpath %s/storage\n\tcontent iso,vztmpl,backup,snippets\n' "$DEMO" > "$P/storage.cfg"
+# `local` is /var/lib/vz on every Proxmox node; the demo's snippets live on `demo`.
+printf 'dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\ndir: demo\n\tpath %s/storage\n\tcontent snippets\n' "$DEMO" > "$P/storage.cfg"
 printf 'arch: amd64\nhostname: files\nunprivileged: 1\n' > "$P/lxc/101.conf"
 printf 'agent: 1\nmemory: 2048\nname: monitor\n' > "$P/qemu-server/201.conf"
 cat > "$DEMO/lxc/ct.conf" <<CONF

@@ -16,8 +16,11 @@ for d in bin lib lib64 sbin; do [ -L "$ROOT/$d" ] || ln -s "usr/$d" "$ROOT/$d"; 
 [ -e "$ROOT/etc/group" ]  || printf 'root:x:0:\nnogroup:x:65534:\napp:x:1000:\n' > "$ROOT/etc/group"
 cp -n /etc/ld.so.cache /etc/nsswitch.conf "$ROOT/etc/" 2>/dev/null || true
 rm -f "$ROOT/run/qga.sock"
-# Commands that would act on the real host are always blocked.
-BLOCK=guest-shutdown,guest-suspend-disk,guest-suspend-ram,guest-suspend-hybrid,guest-set-time,guest-fsfreeze-freeze,guest-fsfreeze-freeze-list,guest-fsfreeze-thaw,guest-set-vcpus,guest-set-memory-blocks,guest-fstrim
+# Commands that would act on the real host are always blocked. With
+# PHX_ALLOW_FREEZE_LIST=1 a test may freeze one filesystem of its own by name
+# (guest-fsfreeze-freeze-list with mountpoints, and thaw); freezing everything stays blocked.
+BLOCK=guest-shutdown,guest-suspend-disk,guest-suspend-ram,guest-suspend-hybrid,guest-set-time,guest-fsfreeze-freeze,guest-set-vcpus,guest-set-memory-blocks,guest-fstrim
+if [ "${PHX_ALLOW_FREEZE_LIST:-}" != 1 ]; then BLOCK=$BLOCK,guest-fsfreeze-freeze-list,guest-fsfreeze-thaw; fi
 export ROOT BLOCK
 # The inner program is expanded by the inner shell, on purpose.
 # shellcheck disable=SC2016

@@ -59,9 +59,22 @@ impl QgaTransport {
     /// serves one client at a time, and Proxmox's own agent calls (`qm shutdown`, a
     /// backup's fs-freeze, the GUI) give up after 3 to 5 seconds.
     pub fn wait(&mut self, bound: Duration) -> Result<Duration, DeliverError> {
+        self.wait_unless(bound, &|| None)
+    }
+
+    /// [`QgaTransport::wait`], giving up (with [`DeliverError::Cancelled`]) as soon as
+    /// `cancel` gives a reason: the VM's QEMU is gone, a newer start took over.
+    pub fn wait_unless(
+        &mut self,
+        bound: Duration,
+        cancel: &dyn Fn() -> Option<String>,
+    ) -> Result<Duration, DeliverError> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(50);
         loop {
+            if let Some(why) = cancel() {
+                return Err(DeliverError::Cancelled(why));
+            }
             let left = bound.saturating_sub(start.elapsed());
             let short = left.min(SHORT).max(Duration::from_millis(100));
             let attempt = Conn::open(&self.socket, short).and_then(|mut c| {
