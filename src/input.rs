@@ -30,13 +30,15 @@ pub enum InputError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is larger than [`MAX_INPUT_BYTES`].
-    #[error("`{path}` is too large ({size} bytes; the limit is {MAX_INPUT_BYTES})")]
+    /// The file is larger than phx-hook reads ([`MAX_INPUT_BYTES`] for text inputs).
+    #[error("`{path}` is too large ({size} bytes; the limit is {limit})")]
     TooLarge {
         /// The file.
         path: Utf8PathBuf,
         /// Its size.
         size: u64,
+        /// The limit.
+        limit: u64,
     },
     /// The file is not valid UTF-8.
     #[error("`{path}` is not valid UTF-8 text")]
@@ -165,6 +167,7 @@ pub fn read_text(path: &Utf8Path, trust: Trust) -> Result<String, InputError> {
         return Err(InputError::TooLarge {
             path: path.to_owned(),
             size: meta.len(),
+            limit: MAX_INPUT_BYTES,
         });
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
@@ -177,6 +180,7 @@ pub fn read_text(path: &Utf8Path, trust: Trust) -> Result<String, InputError> {
         return Err(InputError::TooLarge {
             path: path.to_owned(),
             size: bytes.len() as u64,
+            limit: MAX_INPUT_BYTES,
         });
     }
     String::from_utf8(bytes).map_err(|_| InputError::NotText {

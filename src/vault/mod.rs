@@ -617,6 +617,7 @@ fn read_secret_file(path: &Utf8Path, limit: u64) -> Result<Zeroizing<Vec<u8>>, V
         return Err(InputError::TooLarge {
             path: path.to_owned(),
             size: buf.len() as u64,
+            limit,
         }
         .into());
     }
@@ -658,6 +659,7 @@ fn read_vault(path: &Utf8Path) -> Result<Vec<u8>, VaultError> {
         return Err(InputError::TooLarge {
             path: path.to_owned(),
             size: meta.len(),
+            limit: MAX_VAULT_BYTES,
         }
         .into());
     }

@@ -135,3 +135,15 @@ fn malformed_vaults_give_short_errors_without_content() {
         assert!(!r.all().contains('\u{1b}'), "{r:?}");
     }
 }
+
+/// A vault file past 64 MiB is refused by its size, before it is read.
+#[test]
+fn an_oversized_vault_file_is_refused_without_reading_it() {
+    let n = ready_node();
+    let f = std::fs::File::create(n.path("secrets.json.gpg")).unwrap();
+    f.set_len(65 << 20).unwrap();
+    drop(f);
+    n.run_limited(48, &["check"])
+        .assert_code(1)
+        .assert_contains("is too large (68157440 bytes; the limit is 67108864)");
+}
