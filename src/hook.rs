@@ -14,7 +14,7 @@ use crate::config::{Config, LxcTransport};
 use crate::deliver::lxc::NativeTransport;
 use crate::deliver::pct::PctTransport;
 use crate::deliver::qga::QgaTransport;
-use crate::deliver::{self, Report, Transport};
+use crate::deliver::{Report, Transport};
 use crate::manifest::{self, Manifest};
 use crate::plan::{self, Plan, Problem};
 use crate::pve::{self, GuestConfig};
@@ -25,8 +25,8 @@ use crate::vault::{Vault, VaultInfo};
 pub struct Prepared {
     /// VM or container.
     pub kind: GuestKind,
-    /// The decrypted vault.
-    pub vault: Vault,
+    /// What may be said about the vault it was planned from.
+    pub vault: VaultInfo,
     /// What resolved.
     pub plan: Plan,
     /// What did not (only with `required: false`).
@@ -92,7 +92,7 @@ pub fn prepare(cfg: &Config, vmid: Vmid) -> Check {
     match resolve(&m, &vault) {
         Ok((plan, problems)) => Check::Ready(Box::new(Prepared {
             kind,
-            vault,
+            vault: vault.info,
             plan,
             problems,
         })),
@@ -391,6 +391,45 @@ pub struct WorkerLock {
     _file: fs::File,
 }
 
+/// Whether a worker (or a repair) is delivering to `vmid` right now.
+pub fn worker_busy(cfg: &Config, vmid: Vmid) -> bool {
+    let Ok(f) = fs::File::open(cfg.state_dir.join(format!("worker-{vmid}.lock"))) else {
+        return false;
+    };
+    matches!(f.try_lock(), Err(fs::TryLockError::WouldBlock))
+}
+
+/// QEMU's own run state of a VM (`query-status` on its QMP socket,
+/// `<qga_socket_dir>/<vmid>.qmp`, which Proxmox reaches the same way with short
+/// connections): `running`, `paused`, `prelaunch`, `inmigrate`, ... `None` when there is
+/// no QMP socket or it does not answer within a second.
+pub fn vm_run_state(cfg: &Config, vmid: Vmid) -> Option<String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let path = cfg.pve.qga_socket_dir.join(format!("{vmid}.qmp"));
+    let s = std::os::unix::net::UnixStream::connect(&path).ok()?;
+    let t = Some(std::time::Duration::from_secs(1));
+    s.set_read_timeout(t).ok()?;
+    s.set_write_timeout(t).ok()?;
+    let mut w = s.try_clone().ok()?;
+    let mut r = BufReader::new(s.take(64 * 1024));
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?; // the greeting
+    w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"query-status\"}\n")
+        .ok()?;
+    for _ in 0..8 {
+        line.clear();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && let Some(st) = v["return"]["status"].as_str()
+        {
+            return Some(crate::text::shown(st.as_bytes(), 32));
+        }
+    }
+    None
+}
+
 /// Take the per-guest worker lock, waiting up to `bound` for a worker of an earlier
 /// start to notice that it was superseded and let go; `Ok(None)` when it did not.
 pub fn worker_lock_wait(
@@ -418,27 +457,20 @@ pub fn worker_lock_wait(
     }
 }
 
-/// The worker's job: wait for the guest (a VM's agent, a container's RUNNING state, up
-/// to `agent.wait`), deliver, run `after`. `cancel` is asked while waiting and once more
-/// before the first write: when it gives a reason (a newer start took over, the guest
-/// stopped) nothing is delivered. A VM whose QEMU exits while the worker waits (the
-/// backup of a stopped VM: started paused, never booted, stopped again) ends the wait
-/// too. Progress goes to `log`; audit events are returned for the caller to record.
-pub fn deliver(
+/// Wait for the guest of `p` to be reachable (a VM's agent, a container's RUNNING state,
+/// up to `agent.wait`). `cancel` is asked while waiting and once more at the end: when it
+/// gives a reason (a newer start took over, the guest stopped) the wait ends with a
+/// `cancelled` event. A VM whose QEMU exits while the worker waits (the backup of a
+/// stopped VM: started paused, never booted, stopped again) ends the wait too. Failure
+/// or cancellation comes back as the audit events that say so.
+pub fn wait_for_guest(
     cfg: &Config,
     p: &Prepared,
     log: &mut dyn FnMut(bool, String),
     cancel: &dyn Fn() -> Option<String>,
-) -> (Report, Vec<Event>) {
+) -> Result<(), Vec<Event>> {
     use crate::deliver::DeliverError;
     let vmid = p.plan.vmid;
-    let mut events = Vec::new();
-    for prob in &p.problems {
-        log(
-            false,
-            format!("guest {vmid}: skipped (required: false): {prob}"),
-        );
-    }
     let had_pid = qemu_running(cfg, vmid).is_some();
     let gone = || {
         match (p.kind, qemu_running(cfg, vmid)) {
@@ -465,21 +497,23 @@ pub fn deliver(
         None => Ok(took),
     });
     match waited {
-        Ok(took) => log(
-            true,
-            format!("guest {vmid}: {what} after {:.1}s", took.as_secs_f64()),
-        ),
+        Ok(took) => {
+            log(
+                true,
+                format!("guest {vmid}: {what} after {:.1}s", took.as_secs_f64()),
+            );
+            Ok(())
+        }
         Err(e @ DeliverError::Cancelled(_)) => {
             log(true, format!("guest {vmid}: not delivering: {e}"));
-            events.push(
+            Err(vec![
                 Event::new(Some(vmid), "post-start", "deliver", "cancelled")
                     .with("reason", e.to_string()),
-            );
-            return (Report::default(), events);
+            ])
         }
         Err(e) => {
             log(false, format!("guest {vmid}: {e}"));
-            events.push(
+            Err(vec![
                 Event::new(Some(vmid), "post-start", "deliver", "failed")
                     .with(
                         "transport",
@@ -490,47 +524,9 @@ pub fn deliver(
                         },
                     )
                     .with("error", e.to_string()),
-            );
-            return (Report::default(), events);
+            ])
         }
     }
-    let mut t = transport_for(cfg, vmid, p.kind);
-    let report = deliver::execute(&p.plan, t.as_mut(), &mut |e| match e {
-        deliver::Event::File(f) => match &f.outcome {
-            Ok(_) => log(
-                true,
-                format!("guest {vmid}: delivered {} ({} bytes)", f.dest, f.size),
-            ),
-            Err(why) => log(
-                false,
-                format!("guest {vmid}: failed to deliver {}: {why}", f.dest),
-            ),
-        },
-        deliver::Event::After(a) => match &a.outcome {
-            Ok(o) if o.success() => log(true, format!("guest {vmid}: ran {}", a.argv.join(" "))),
-            Ok(o) => log(
-                false,
-                format!(
-                    "guest {vmid}: {} failed (exit {:?}, signal {:?})",
-                    a.argv.join(" "),
-                    o.exitcode,
-                    o.signal
-                ),
-            ),
-            Err(why) => log(
-                false,
-                format!("guest {vmid}: {} failed: {why}", a.argv.join(" ")),
-            ),
-        },
-    });
-    events.extend(delivery_events(
-        vmid,
-        "post-start",
-        t.name(),
-        &report,
-        &p.vault.info,
-    ));
-    (report, events)
 }
 
 /// The audit event for a decrypt not tied to a guest (`run`).

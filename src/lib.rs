@@ -15,6 +15,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod engine;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -31,7 +31,7 @@ pub struct Plan {
 }
 
 /// One file, ready to write.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Delivery {
     /// Where it goes.
     pub dest: GuestPath,

@@ -136,7 +136,7 @@ fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
             write_audit(
                 audit,
                 &[
-                    hook::decrypt_event(vmid, "pre-start", &p.vault.info),
+                    hook::decrypt_event(vmid, "pre-start", &p.vault),
                     Event::new(Some(vmid), "pre-start", "validate", "ok")
                         .with("files", p.plan.deliveries.len())
                         .with(
@@ -334,14 +334,23 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
             p.plan.deliveries.len()
         ),
     );
-    let (report, events) = hook::deliver(
+    let synced = crate::engine::sync(
         &cfg,
         &p,
-        &mut |ok, msg| sys.log(if ok { Level::Info } else { Level::Err }, &msg),
-        &cancel,
+        crate::engine::Mode::Full { wait: true },
+        "post-start",
+        crate::engine::Progress {
+            log: &mut |ok, msg| sys.log(if ok { Level::Info } else { Level::Err }, &msg),
+            event: &mut |e| {
+                let (ok, line) = event_line(vmid, &e);
+                sys.log(if ok { Level::Info } else { Level::Err }, &line);
+            },
+            cancel: &cancel,
+        },
     );
+    let (report, events) = (synced.report, synced.events);
     let cancelled = events.iter().any(|e| e.outcome == "cancelled");
-    let mut all = vec![hook::decrypt_event(vmid, "post-start", &p.vault.info)];
+    let mut all = vec![hook::decrypt_event(vmid, "post-start", &p.vault)];
     all.extend(events);
     write_audit(&audit, &all);
     if cancelled {
@@ -357,6 +366,39 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
         ),
     );
     if ok { Exit::Ok } else { Exit::Failed }
+}
+
+/// One journal line for a file or `after` command that is done; whether it went well.
+pub(crate) fn event_line(vmid: Vmid, e: &crate::deliver::Event<'_>) -> (bool, String) {
+    use crate::deliver::Event;
+    match e {
+        Event::File(f) => match &f.outcome {
+            Ok(_) => (
+                true,
+                format!("guest {vmid}: delivered {} ({} bytes)", f.dest, f.size),
+            ),
+            Err(why) => (
+                false,
+                format!("guest {vmid}: failed to deliver {}: {why}", f.dest),
+            ),
+        },
+        Event::After(a) => match &a.outcome {
+            Ok(o) if o.success() => (true, format!("guest {vmid}: ran {}", a.argv.join(" "))),
+            Ok(o) => (
+                false,
+                format!(
+                    "guest {vmid}: {} failed (exit {:?}, signal {:?})",
+                    a.argv.join(" "),
+                    o.exitcode,
+                    o.signal
+                ),
+            ),
+            Err(why) => (
+                false,
+                format!("guest {vmid}: {} failed: {why}", a.argv.join(" ")),
+            ),
+        },
+    }
 }
 
 /// Run the hookscript phx-hook replaced (registered with `--chain`), after phx-hook's own

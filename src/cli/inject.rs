@@ -11,7 +11,7 @@ use super::{Context, Exit};
 use crate::audit::{Audit, Event as AuditEvent, write as write_audit};
 use crate::deliver::{self, Event};
 use crate::error::Error;
-use crate::hook::{decrypt_event, delivery_events, transport_for, wait_for_agent};
+use crate::hook::{decrypt_event, wait_for_agent};
 use crate::manifest::{self, Owner};
 use crate::plan::{self, Plan};
 use crate::pve;
@@ -87,7 +87,7 @@ pub(crate) fn run(args: InjectArgs, ctx: &Context) -> Result<Exit, Error> {
         )
     })?;
     if !args.dry_run {
-        return deliver_now(&args, ctx, &plan, guest, &vault.info);
+        return deliver_now(&args, ctx, plan, guest, vault);
     }
     let view = view(&plan, guest, &vault.info);
     let mut out = std::io::stdout().lock();
@@ -164,14 +164,14 @@ fn print_text(out: &mut impl Write, v: &PlanView<'_>) {
 fn deliver_now(
     args: &InjectArgs,
     ctx: &Context,
-    plan: &Plan,
+    plan: Plan,
     guest: Option<GuestKind>,
-    vault: &VaultInfo,
+    vault: Vault,
 ) -> Result<Exit, Error> {
     let cfg = &ctx.config;
     let vmid = args.vmid;
     let audit = Audit::new(&cfg.audit_log);
-    let mut events = vec![decrypt_event(vmid, "inject", vault)];
+    let mut events = vec![decrypt_event(vmid, "inject", &vault.info)];
     let Some(kind) = guest else {
         return Err(Error::Other(format!(
             "cannot tell whether guest {vmid} is a VM or a container: set `guest:` in its manifest, or check `{}`",
@@ -197,10 +197,35 @@ fn deliver_now(
             }
         }
     }
-    let mut transport = transport_for(cfg, vmid, kind);
-    let report = deliver::execute(plan, transport.as_mut(), &mut |e| progress(vmid, e));
-    let name = transport.name();
-    events.extend(delivery_events(vmid, "inject", name, &report, vault));
+    // The same engine as the post-start worker: every file, then `after`, then a record
+    // of what the guest holds (for `reconcile` and `status`).
+    let name = match kind {
+        GuestKind::Qemu => "qga",
+        GuestKind::Lxc => match cfg.pve.lxc_transport {
+            crate::config::LxcTransport::Pct => "pct",
+            crate::config::LxcTransport::Native => "native",
+        },
+    };
+    let p = crate::hook::Prepared {
+        kind,
+        vault: vault.info,
+        plan,
+        problems: Vec::new(),
+    };
+    let synced = crate::engine::sync(
+        cfg,
+        &p,
+        crate::engine::Mode::Full { wait: false },
+        "inject",
+        crate::engine::Progress {
+            log: &mut |_, msg| eprintln!("phx-hook: {msg}"),
+            event: &mut |e| progress(vmid, e),
+            cancel: &|| None,
+        },
+    );
+    let report = synced.report;
+    let plan = &p.plan;
+    events.extend(synced.events);
     let audited = write_audit(&audit, &events);
     let delivered = report.files.iter().filter(|f| f.outcome.is_ok()).count();
     if args.json {

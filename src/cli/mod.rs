@@ -6,6 +6,7 @@ mod audit;
 mod check;
 mod hook;
 mod inject;
+mod reconcile;
 mod register;
 mod run;
 mod scan;
@@ -105,6 +106,8 @@ enum Command {
     Unregister(register::UnregisterArgs),
     /// Show the audit log and verify its hash chain.
     Audit(audit::AuditArgs),
+    /// Make every running guest of this node hold what its manifest says (reboots from inside, rotation, drift).
+    Reconcile(reconcile::ReconcileArgs),
     /// Every guest with a manifest or phx-hook's hookscript: registration, last delivery, problems.
     Status(status::StatusArgs),
     /// Check this node's install (binary, snippet, storage, key, vault, manifests, audit log).
@@ -221,6 +224,7 @@ fn dispatch(global: &Global, mode: Mode) -> Result<Exit, Error> {
             match command {
                 Command::Check(args) => check::run(args, &ctx),
                 Command::Inject(args) => inject::run(args, &ctx),
+                Command::Reconcile(args) => reconcile::run(args, &ctx, global.config.as_deref()),
                 Command::Register(args) => register::run(args, &ctx),
                 Command::Unregister(args) => register::run_unregister(args, &ctx),
                 Command::Audit(args) => audit::run(args, &ctx),

@@ -42,6 +42,13 @@ struct GuestStatus {
     hookscript: Option<String>,
     chained: Option<String>,
     last_delivery: Option<LastDelivery>,
+    /// What the last delivery or reconcile pass found: `in sync`, `repaired`, `failed`,
+    /// `unreachable`, or `never delivered`.
+    sync: String,
+    /// When that was.
+    checked: Option<String>,
+    /// Since when it has been out of sync without being repaired.
+    stale_since: Option<String>,
     problems: Vec<String>,
 }
 
@@ -186,7 +193,16 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
                 "guest agent not enabled: `qm set {id} --agent enabled=1`"
             ));
         }
+        let rec = crate::engine::load_record(cfg, id);
         rows.push(GuestStatus {
+            sync: rec
+                .as_ref()
+                .map_or("never delivered".to_string(), |r| match &r.stale_since {
+                    Some(t) => format!("stale since {t}"),
+                    None => r.state.clone(),
+                }),
+            checked: rec.as_ref().map(|r| r.checked.clone()),
+            stale_since: rec.as_ref().and_then(|r| r.stale_since.clone()),
             vmid: id,
             kind: guest.as_ref().map(|g| g.kind),
             node: guest.as_ref().and_then(|g| g.node.clone()),
@@ -205,8 +221,8 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
     } else {
         let _ = writeln!(
             out,
-            "{:>6}  {:<5}  {:<10}  {:<10}  {:<8}  {:<35}  problems",
-            "vmid", "kind", "node", "registered", "manifest", "last delivery"
+            "{:>6}  {:<5}  {:<10}  {:<10}  {:<8}  {:<35}  {:<16}  problems",
+            "vmid", "kind", "node", "registered", "manifest", "last delivery", "sync"
         );
         for r in &rows {
             let kind = r.kind.map_or("?".into(), |k| k.to_string());
@@ -229,10 +245,11 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
             };
             let _ = writeln!(
                 out,
-                "{:>6}  {kind:<5}  {:<10}  {reg:<10}  {:<8}  {last:<35}  {probs}",
+                "{:>6}  {kind:<5}  {:<10}  {reg:<10}  {:<8}  {last:<35}  {:<16}  {probs}",
                 r.vmid,
                 r.node.as_deref().unwrap_or("?"),
-                if r.manifest { "yes" } else { "no" }
+                if r.manifest { "yes" } else { "no" },
+                r.sync
             );
         }
     }

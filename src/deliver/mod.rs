@@ -16,6 +16,50 @@ use std::time::{Duration, Instant};
 
 use crate::plan::{Delivery, Plan};
 
+/// What a guest holds now at a set of destinations, read without reading any file: the
+/// reconciler's cheap check (and what a delivery records afterwards).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Observed {
+    /// Which boot of the guest this is: a VM's kernel boot id, a container init's pid and
+    /// start time. It changes when the guest reboots, even from inside.
+    pub boot: Option<String>,
+    /// Per destination, in the order asked: its metadata, or `None` when it is not there
+    /// as a regular file. `Unknown` entries are guests that cannot say (no `stat`).
+    pub files: Vec<Seen>,
+}
+
+/// One destination, as found.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seen {
+    /// A regular file with this metadata.
+    File(FileSig),
+    /// Not there, or not a regular file.
+    Missing,
+    /// The guest could not tell.
+    Unknown,
+}
+
+/// A file's metadata, enough to notice that it was replaced, edited, re-owned or
+/// re-moded since phx-hook wrote it (inode, size, times, mode, owner), without its content.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileSig {
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time (seconds).
+    pub mtime: i64,
+    /// Change time (seconds): any write, chmod, chown or rename updates it.
+    pub ctime: i64,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner (as the prober sees it).
+    pub uid: u32,
+    /// Group (as the prober sees it).
+    pub gid: u32,
+}
+
 /// How a delivered file was verified in the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

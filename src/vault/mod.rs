@@ -513,6 +513,11 @@ impl fmt::Debug for Vault {
     }
 }
 
+/// The host key file's bytes (root-only, bounded), for keys derived from it.
+pub fn read_host_key_bytes(cfg: &Config) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    read_secret_file(&cfg.key, MAX_VAULT_BYTES)
+}
+
 /// Rollback protection: refuse a vault older than the highest version this host
 /// accepted; remember a newer one. `accept` sets the state to this vault's version
 /// whatever it is (`vault accept-rollback`).

@@ -147,6 +147,11 @@ pub fn watch_argv<T>(needles: &[&str], f: impl FnOnce() -> T) -> (T, Vec<String>
     (r, hits)
 }
 
+/// Where every test's containers live.
+pub fn containers_parent() -> PathBuf {
+    std::env::temp_dir().join("phx-hook-test-containers")
+}
+
 /// Real LXC containers under a private lxcpath: 301 privileged, 302 idmapped
 /// (`u/g 0 100000 65536`, as Proxmox's unprivileged containers). Both busybox, no
 /// network, an `app` user (1000) added. Stopped and destroyed on drop.
@@ -159,7 +164,12 @@ pub const IDMAPPED: u32 = 302;
 
 impl Containers {
     pub fn start() -> Containers {
-        let dir = tempfile::tempdir().unwrap();
+        // Every test's containers under one parent, which host-disk scans skip: tests run
+        // in parallel, and another test's container legitimately holds its secrets.
+        let parent = containers_parent();
+        fs::create_dir_all(&parent).unwrap();
+        fs::set_permissions(&parent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let dir = tempfile::tempdir_in(&parent).unwrap();
         // The idmapped container's root (host uid 100000) must traverse the path.
         fs::set_permissions(
             dir.path(),

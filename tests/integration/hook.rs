@@ -90,7 +90,7 @@ fn a_registered_container_gets_its_secrets_on_start_after_the_lock_is_released()
         // The stand-ins and the hook must agree on the lock directory.
         let lock_dir = cts.lock_dir().display().to_string();
         sim.node.config(&format!(
-            "  qga_socket_dir: {d}/qga\n  qm: {SCRIPTS}/qm\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock_dir}\n  lxc_transport: {transport}\nstate_dir: {d}/run\nsyslog: {d}/syslog.sock\nagent:\n  timeout: 5s\n",
+            "  qga_socket_dir: {d}/qga\n  qm: {SCRIPTS}/qm\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock_dir}\n  lxc_transport: {transport}\nsyslog: {d}/syslog.sock\nagent:\n  timeout: 5s\n",
             d = sim.node.dir.path().display()
         ));
         sim.ct(301, "arch: amd64\nhostname: ct301\n");

@@ -397,7 +397,7 @@ fn a_container_that_is_not_running_yet_is_waited_for() {
     sim.env.push(("PHX_TEST_CT_START_DELAY".into(), "3".into()));
     let lock_dir = cts.lock_dir().display().to_string();
     sim.node.config(&format!(
-        "  qga_socket_dir: {d}/qga\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock_dir}\n  lxc_transport: native\nstate_dir: {d}/run\nsyslog: {d}/syslog.sock\nagent:\n  wait: 30s\n  timeout: 5s\n",
+        "  qga_socket_dir: {d}/qga\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock_dir}\n  lxc_transport: native\nsyslog: {d}/syslog.sock\nagent:\n  wait: 30s\n  timeout: 5s\n",
         d = sim.node.dir.path().display()
     ));
     sim.ct(301, "arch: amd64\n");
@@ -491,7 +491,7 @@ fn container_backups_deliver_after_the_restart_and_never_keep_it_down() {
     }
     let lock_dir = cts.lock_dir().display().to_string();
     sim.node.config(&format!(
-        "  qga_socket_dir: {d}/qga\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock_dir}\n  lxc_transport: native\nstate_dir: {d}/run\nsyslog: {d}/syslog.sock\nagent:\n  wait: 30s\n  timeout: 5s\n",
+        "  qga_socket_dir: {d}/qga\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock_dir}\n  lxc_transport: native\nsyslog: {d}/syslog.sock\nagent:\n  wait: 30s\n  timeout: 5s\n",
         d = sim.node.dir.path().display()
     ));
     sim.ct(301, "arch: amd64\n");

@@ -107,10 +107,12 @@ fn delivers_into_privileged_and_idmapped_containers_with_both_transports() {
         for ct in [PRIV, IDMAPPED] {
             let calls_before = cts.pct_calls().len();
             let id = ct.to_string();
-            let ((r, argv_hits), disk_hits) =
-                watch_disk(&["/tmp", "/run"], cts.dir.path(), &needle_refs, || {
-                    watch_argv(&needle_refs, || run(&n, &cts, &["inject", &id]))
-                });
+            let ((r, argv_hits), disk_hits) = watch_disk(
+                &["/tmp", "/run"],
+                &containers_parent(),
+                &needle_refs,
+                || watch_argv(&needle_refs, || run(&n, &cts, &["inject", &id])),
+            );
             r.assert_code(0)
                 .assert_contains(&format!("6 of 6 files delivered through {transport}"));
             assert!(

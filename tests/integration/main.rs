@@ -15,6 +15,7 @@ mod inputs;
 mod lifecycle;
 mod lxc;
 mod qga;
+mod reconcile;
 mod scan;
 mod sim;
 mod util;

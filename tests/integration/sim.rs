@@ -40,7 +40,7 @@ impl SimNode {
         // Listen where the worker logs (its stdout and stderr are /dev/null).
         let syslog = listen_datagrams(&node.path("syslog.sock"));
         node.config(&format!(
-            "  qga_socket_dir: {d}/qga\n  qm: {SCRIPTS}/qm\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {d}/lock/lxc\nstate_dir: {d}/run\nsyslog: {d}/syslog.sock\nagent:\n  wait: 60s\n  timeout: 5s\n{extra_config}"
+            "  qga_socket_dir: {d}/qga\n  qm: {SCRIPTS}/qm\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {d}/lock/lxc\nsyslog: {d}/syslog.sock\nagent:\n  wait: 60s\n  timeout: 5s\n{extra_config}"
         ));
         SimNode {
             node,
@@ -141,6 +141,23 @@ impl SimNode {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+    }
+
+    /// Wait until no delivery worker holds its lock (they hold it until they exit).
+    pub fn workers_done(&self) {
+        self.eventually(30, "the delivery workers to exit", || {
+            fs::read_dir(self.path("run"))
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().starts_with("worker-"))
+                        .all(|e| {
+                            fs::File::open(e.path())
+                                .map(|f| f.try_lock().is_ok())
+                                .unwrap_or(true)
+                        })
+                })
+                .unwrap_or(true)
+        });
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

@@ -28,11 +28,19 @@ pub(crate) static PCT_PREPARE: LazyLock<String> =
 pub(crate) static PCT_COMMIT: LazyLock<String> =
     LazyLock::new(|| program(include_str!("pct-commit.sh")));
 
+/// The reconciler's probe: no `lib.sh` (it writes nothing), so it stays small.
+pub(crate) static AGENT_PROBE: LazyLock<String> = LazyLock::new(|| strip(include_str!("probe.sh")));
+
 /// `lib.sh` and `body` as one program for `sh -c`, without comment and blank lines: the
 /// guest agent logs every `guest-exec` argv, so the program is kept short there.
 fn program(body: &str) -> String {
-    let mut out = String::with_capacity(LIB.len() + body.len());
-    for line in LIB.lines().chain(body.lines()) {
+    strip(&format!("{LIB}{body}"))
+}
+
+/// `text` without comment and blank lines, indentation dropped.
+fn strip(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
         let t = line.trim_start();
         if t.is_empty() || t.starts_with('#') {
             continue;

@@ -81,6 +81,73 @@ impl NativeTransport {
     }
 }
 
+/// A container's current boot: its init's pid and start time (`/proc/<pid>/stat` field
+/// 22, clock ticks since the host booted; what Proxmox uses for a container's uptime).
+/// A restart, from inside or not, gives a new init and so a new boot.
+fn boot_of(pid: i32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: count after the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let start = after.split_whitespace().nth(19)?;
+    Some(format!("{pid}:{start}"))
+}
+
+/// What container `vmid` holds at `dests`, seen from the host without entering it and
+/// without reading any file: `openat2(RESOLVE_IN_ROOT)` below the init's
+/// `/proc/<pid>/root`, so every link resolves inside the container, then `fstat`.
+/// `known` is the boot seen last time: while that init still runs, no process is started
+/// at all (not even `lxc-info`).
+pub fn probe(
+    lxc_info: &str,
+    vmid: Vmid,
+    timeout: Duration,
+    known: Option<&str>,
+    dests: &[&crate::types::GuestPath],
+) -> Result<super::Observed, DeliverError> {
+    use nix::fcntl::{OpenHow, ResolveFlag, openat2};
+    let reuse = known.and_then(|b| {
+        let pid: i32 = b.split(':').next()?.parse().ok()?;
+        (boot_of(pid).as_deref() == Some(b)).then_some(pid)
+    });
+    let pid = match reuse {
+        Some(p) => p,
+        None => NativeTransport::new(vmid, lxc_info, "lxc-attach", timeout).init_pid()?,
+    };
+    let boot = boot_of(pid);
+    let root = open(
+        format!("/proc/{pid}/root").as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        DeliverError::Unreachable(format!(
+            "container {vmid}: cannot open its root: {}",
+            e.desc()
+        ))
+    })?;
+    let files = dests
+        .iter()
+        .map(|d| {
+            let how = OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+                .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            match openat2(&root, d.as_str(), how).and_then(fstat) {
+                Ok(st) if is(&st, libc::S_IFREG) => super::Seen::File(super::FileSig {
+                    ino: st.st_ino,
+                    size: st.st_size as u64,
+                    mtime: st.st_mtime,
+                    ctime: st.st_ctime,
+                    mode: st.st_mode & 0o7777,
+                    uid: st.st_uid,
+                    gid: st.st_gid,
+                }),
+                Ok(_) | Err(_) => super::Seen::Missing,
+            }
+        })
+        .collect();
+    Ok(super::Observed { boot, files })
+}
+
 /// Open namespace files of the target, before forking.
 struct Namespaces {
     fds: Vec<(CloneFlags, OwnedFd)>,

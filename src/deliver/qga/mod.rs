@@ -39,8 +39,9 @@ pub struct QgaTransport {
     vmid: Vmid,
     socket: PathBuf,
     timeout: Duration,
-    /// Requests sent so far (syncs included), for benchmarks and tests.
-    pub round_trips: u32,
+    /// Agent requests so far: commands, each on a connection of its own opened with a
+    /// `guest-sync-delimited` handshake (not counted). For benchmarks and tests.
+    pub requests: u32,
 }
 
 impl QgaTransport {
@@ -50,7 +51,7 @@ impl QgaTransport {
             vmid,
             socket,
             timeout,
-            round_trips: 0,
+            requests: 0,
         }
     }
 
@@ -79,7 +80,7 @@ impl QgaTransport {
             let short = left.min(SHORT).max(Duration::from_millis(100));
             let attempt = Conn::open(&self.socket, short).and_then(|mut c| {
                 let r = c.call::<de::IgnoredAny>("guest-ping", &proto::ping(), short);
-                self.round_trips += c.round_trips;
+                self.requests += c.requests;
                 r.map(drop)
             });
             match attempt {
@@ -110,7 +111,7 @@ impl QgaTransport {
     ) -> Result<T, QgaError> {
         let mut c = Conn::open(&self.socket, self.timeout)?;
         let r = c.call(what, req, timeout);
-        self.round_trips += c.round_trips;
+        self.requests += c.requests;
         r
     }
 
@@ -193,13 +194,26 @@ impl QgaTransport {
             }
         };
         drop(req);
+        self.poll_until_done(started.pid, bound, Duration::ZERO)
+    }
+
+    /// Poll `guest-exec-status` for `pid`, each time on a fresh connection, until the
+    /// command exits or `bound` passes; the first poll after `first`, then at doubling
+    /// intervals (from 1 ms, at most 100 ms).
+    fn poll_until_done(
+        &mut self,
+        pid: i64,
+        bound: Duration,
+        first: Duration,
+    ) -> Result<proto::Exited, DeliverError> {
         let deadline = Instant::now() + bound;
-        let mut pause = Duration::from_millis(1);
+        sleep(first);
+        let mut pause = Duration::from_millis(1).max(first);
         loop {
             let status = self
                 .request::<proto::Status>(
                     "guest-exec-status",
-                    &proto::exec_status(started.pid),
+                    &proto::exec_status(pid),
                     self.timeout,
                 )
                 .map_err(|e| self.classify(e))?;
@@ -217,6 +231,79 @@ impl QgaTransport {
             pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
+}
+
+impl QgaTransport {
+    /// What the VM holds at `dests`, with the standalone probe program (`stat`, no file
+    /// read) and the guest's boot id: the reconciler's check of a guest in sync, in two
+    /// agent requests (`guest-exec`, then one `guest-exec-status` 10 ms later) when the
+    /// program is done by then, which it is on an idle guest. Each request has a
+    /// connection of its own, like every other command: the socket is never held.
+    pub fn probe(
+        &mut self,
+        dests: &[&crate::types::GuestPath],
+    ) -> Result<super::Observed, DeliverError> {
+        let mut input = String::new();
+        for d in dests {
+            input.push_str(d.as_str());
+            input.push('\n');
+        }
+        let args = ["-c", guest::AGENT_PROBE.as_str(), "phx-hook"];
+        let req = proto::exec("/bin/sh", &args, Some(input.as_bytes()), true);
+        let started = match self.request::<proto::Started>("guest-exec", &req, self.timeout) {
+            Ok(s) => s,
+            // A freeze outside a backup (a backup is skipped earlier, by its lock): look
+            // again on the next pass rather than wait here.
+            Err(e) if self.frozen(&e) => {
+                return Err(DeliverError::Unreachable(
+                    "the guest's filesystems are frozen".into(),
+                ));
+            }
+            Err(e) => return Err(no_shell(self.classify(e))),
+        };
+        let done = self.poll_until_done(started.pid, self.timeout, PROBE_FIRST_POLL)?;
+        Ok(parse_probe(&done.out, dests.len()))
+    }
+}
+
+/// How long the probe program is given before its first `guest-exec-status`: an idle
+/// guest's agent forks a shell that runs one `stat` in a few milliseconds.
+const PROBE_FIRST_POLL: Duration = Duration::from_millis(10);
+
+/// The probe program's report: `boot ID`, then per destination `ok INO SIZE MTIME CTIME
+/// MODE UID GID`, `missing` or `nostat`. Anything malformed counts as unknown.
+pub(crate) fn parse_probe(out: &[u8], n: usize) -> super::Observed {
+    let text = String::from_utf8_lossy(out);
+    let mut lines = text.lines();
+    let boot = lines
+        .next()
+        .and_then(|l| l.strip_prefix("boot "))
+        .filter(|b| *b != "-" && b.len() <= 64)
+        .map(|b| text::shown(b.as_bytes(), 64));
+    let mut files: Vec<super::Seen> = lines
+        .take(n)
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            match f.as_slice() {
+                ["missing"] => super::Seen::Missing,
+                ["ok", ino, size, mtime, ctime, mode, uid, gid] => (|| {
+                    Some(super::Seen::File(super::FileSig {
+                        ino: ino.parse().ok()?,
+                        size: size.parse().ok()?,
+                        mtime: mtime.parse().ok()?,
+                        ctime: ctime.parse().ok()?,
+                        mode: u32::from_str_radix(mode, 8).ok()?,
+                        uid: uid.parse().ok()?,
+                        gid: gid.parse().ok()?,
+                    }))
+                })()
+                .unwrap_or(super::Seen::Unknown),
+                _ => super::Seen::Unknown,
+            }
+        })
+        .collect();
+    files.resize(n, super::Seen::Unknown);
+    super::Observed { boot, files }
 }
 
 /// How long one attempt to reach the agent may hold its socket while phx-hook waits for
@@ -543,7 +630,7 @@ impl Transport for QgaTransport {
     }
 
     fn calls(&self) -> u32 {
-        self.round_trips
+        self.requests
     }
 
     fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError> {

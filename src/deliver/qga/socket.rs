@@ -98,8 +98,8 @@ pub(crate) struct Conn {
     stream: UnixStream,
     buf: Vec<u8>,
     timeout: Duration,
-    /// Requests sent on this connection (sync included), for the round-trip count.
-    pub(crate) round_trips: u32,
+    /// Commands sent on this connection (its sync handshake not counted).
+    pub(crate) requests: u32,
 }
 
 impl Conn {
@@ -118,7 +118,7 @@ impl Conn {
             stream,
             buf: Vec::new(),
             timeout,
-            round_trips: 0,
+            requests: 0,
         };
         c.sync()?;
         Ok(c)
@@ -163,6 +163,7 @@ impl Conn {
         timeout: Duration,
     ) -> Result<T, QgaError> {
         let deadline = Instant::now() + timeout;
+        self.requests += 1;
         self.send(request, deadline, what)?;
         loop {
             let line = self.line(deadline, what)?;
@@ -173,7 +174,6 @@ impl Conn {
     }
 
     fn send(&mut self, bytes: &[u8], deadline: Instant, what: &str) -> Result<(), QgaError> {
-        self.round_trips += 1;
         let mut off = 0;
         while off < bytes.len() {
             let left = remaining(deadline, what, self.timeout)?;
