@@ -197,10 +197,7 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
         rows.push(GuestStatus {
             sync: rec
                 .as_ref()
-                .map_or("never delivered".to_string(), |r| match &r.stale_since {
-                    Some(t) => format!("stale since {t}"),
-                    None => r.state.clone(),
-                }),
+                .map_or("never delivered".to_string(), sync_word),
             checked: rec.as_ref().map(|r| r.checked.clone()),
             stale_since: rec.as_ref().and_then(|r| r.stale_since.clone()),
             vmid: id,
@@ -493,4 +490,51 @@ pub(crate) fn doctor(_args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
     } else {
         Exit::Failed
     })
+}
+
+/// The sync column: `in sync`, `missing since T` (a file is not in the guest and could
+/// not be put back), `stale since T` (a file differs and could not be repaired),
+/// `unreachable`, or `never delivered` (no record).
+fn sync_word(r: &crate::engine::Record) -> String {
+    match (r.state.as_str(), &r.stale_since) {
+        ("in sync" | "repaired", _) => "in sync".to_string(),
+        ("unreachable", _) => "unreachable".to_string(),
+        (_, Some(t))
+            if r.files
+                .iter()
+                .any(|f| f.seen == crate::deliver::Seen::Missing) =>
+        {
+            format!("missing since {t}")
+        }
+        (_, Some(t)) => format!("stale since {t}"),
+        (other, None) => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sync_word;
+    use crate::deliver::Seen;
+    use crate::engine::{FileRecord, Record};
+
+    #[test]
+    fn the_sync_column_says_what_the_last_pass_found() {
+        let mut r = Record {
+            state: "repaired".into(),
+            ..Record::default()
+        };
+        assert_eq!(sync_word(&r), "in sync");
+        r.state = "failed".into();
+        r.stale_since = Some("T".into());
+        r.files.push(FileRecord {
+            dest: "/a".into(),
+            digest: String::new(),
+            seen: Seen::Unknown,
+        });
+        assert_eq!(sync_word(&r), "stale since T");
+        r.files[0].seen = Seen::Missing;
+        assert_eq!(sync_word(&r), "missing since T");
+        r.state = "unreachable".into();
+        assert_eq!(sync_word(&r), "unreachable");
+    }
 }

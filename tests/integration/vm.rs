@@ -1,6 +1,7 @@
 //! End to end into a real VM: a Debian kernel and a busybox + qemu-ga initramfs under
-//! qemu-system-x86_64 with software emulation (TCG), the agent on virtio-serial wired
-//! exactly as Proxmox VE wires it. One boot for the whole suite.
+//! qemu-system-x86_64 with software emulation (TCG), the agent on virtio-serial, QMP and
+//! the pid file wired exactly as Proxmox VE wires them. One boot for the whole suite, and
+//! one reboot from inside the guest (QEMU resets in place; no hook phase runs).
 
 use std::fs;
 use std::io::Write;
@@ -15,13 +16,17 @@ use crate::util::*;
 
 struct Vm {
     child: Child,
-    dir: tempfile::TempDir,
+    dir: PathBuf,
 }
 
 impl Vm {
-    fn boot(images: &Path) -> Vm {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("201.qga");
+    /// Boot VM 201 with its sockets and pid file in `dir`, as Proxmox keeps them in
+    /// /var/run/qemu-server (qemu-server `config_to_command`: `-pidfile`, the `qmp`
+    /// chardev, the `qga0` chardev). No `-no-reboot`: a reboot in the guest resets the
+    /// machine and the same QEMU process goes on, as on Proxmox.
+    fn boot(images: &Path, dir: &Path) -> Vm {
+        fs::create_dir_all(dir).unwrap();
+        let sock = dir.join("201.qga");
         let child = Command::new("qemu-system-x86_64")
             .args([
                 "-name",
@@ -35,15 +40,17 @@ impl Vm {
                 "-smp",
                 "1",
             ])
-            .args([
-                "-nodefaults",
-                "-no-user-config",
-                "-display",
-                "none",
-                "-no-reboot",
-            ])
+            .args(["-nodefaults", "-no-user-config", "-display", "none"])
+            .arg("-pidfile")
+            .arg(dir.join("201.pid"))
+            .arg("-chardev")
+            .arg(format!(
+                "socket,id=qmp,path={},server=on,wait=off",
+                dir.join("201.qmp").display()
+            ))
+            .args(["-mon", "chardev=qmp,mode=control"])
             .arg("-serial")
-            .arg(format!("file:{}", dir.path().join("console.log").display()))
+            .arg(format!("file:{}", dir.join("console.log").display()))
             .arg("-kernel")
             .arg(images.join("vmlinuz"))
             .arg("-initrd")
@@ -66,11 +73,18 @@ impl Vm {
             .stderr(Stdio::null())
             .spawn()
             .expect("start qemu-system-x86_64 (is qemu-system-x86 installed?)");
-        Vm { child, dir }
+        Vm {
+            child,
+            dir: dir.to_path_buf(),
+        }
     }
 
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("201.qga")
+        self.dir.join("201.qga")
+    }
+
+    fn console(&self) -> String {
+        fs::read_to_string(self.dir.join("console.log")).unwrap_or_default()
     }
 }
 
@@ -99,13 +113,14 @@ fn guest(t: &mut QgaTransport, script: &str) -> (Option<i32>, String) {
 
 #[test]
 fn delivers_into_a_real_vm_over_virtio_serial() {
-    let vm = Vm::boot(&images());
+    let n = Node::new();
+    let vm = Vm::boot(&images(), &n.path("qga"));
     let vmid = "201".parse().unwrap();
     let mut t = QgaTransport::new(vmid, vm.socket(), Duration::from_secs(20));
     let took = t.wait(Duration::from_secs(180)).unwrap_or_else(|e| {
         panic!(
             "the VM's agent never answered: {e}\nconsole:\n{}",
-            fs::read_to_string(vm.dir.path().join("console.log")).unwrap_or_default()
+            vm.console()
         )
     });
     eprintln!("VM agent answered after {took:?}");
@@ -123,15 +138,16 @@ fn delivers_into_a_real_vm_over_virtio_serial() {
     }
 
     let k = keys();
-    let n = Node::new();
     n.host_key(&k.secret("ed", true));
     n.vault(&k.encrypt(VAULT_JSON.as_bytes(), &["ed"], false, None, &[]));
     n.manifest(
         201,
         "guest: qemu\nfiles:\n  - {dest: /etc/samba/phoenix.secret, key: samba/password}\n  - {dest: /etc/app/conf.d/app.env, format: env, vars: {DATABASE_PASS: app/db_password}, mode: \"0640\", group: app}\n  - {dest: /etc/krb5.keytab, key: kerberos/keytab, decode: base64, owner: app}\nafter:\n  - [touch, /run/delivered]\n",
     );
-    fs::create_dir_all(n.path("qga")).unwrap();
-    std::os::unix::fs::symlink(vm.socket(), n.path("qga/201.qga")).unwrap();
+    n.write(
+        "pve/qemu-server/201.conf",
+        b"agent: 1\nhookscript: local:snippets/phx-hook\n",
+    );
     n.config(&format!(
         "  qga_socket_dir: {}\nagent:\n  timeout: 20s\n",
         n.path("qga").display()
@@ -164,4 +180,65 @@ fn delivers_into_a_real_vm_over_virtio_serial() {
         out.split_whitespace().collect::<Vec<_>>(),
         vec!["22", "600", "1000", "0", "after-ran"]
     );
+    // In sync: the reconciler looks (agent requests only, no write) and does nothing.
+    let pass = |n: &Node| {
+        let r = n.run(&["reconcile", "--json"]);
+        let v: serde_json::Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
+        (r, v[0].clone())
+    };
+    let (r, g) = pass(&n);
+    r.assert_code(0);
+    assert_eq!(g["state"], "in_sync", "{g}");
+
+    // Reboot from inside: the kernel restarts, QEMU resets the machine in place (same
+    // process, same sockets), the initramfs (RAM) comes back without the secrets, and
+    // no hook phase runs.
+    let boot_id = |t: &mut QgaTransport| guest(t, "cat /proc/sys/kernel/random/boot_id").1;
+    let before = boot_id(&mut t);
+    let qemu_pid = fs::read_to_string(vm.dir.join("201.pid")).unwrap();
+    assert_eq!(
+        guest(&mut t, "(sleep 1; reboot -f) >/dev/null 2>&1 &").0,
+        Some(0)
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    t.wait(Duration::from_secs(180))
+        .unwrap_or_else(|e| panic!("no agent after the reboot: {e}\nconsole:\n{}", vm.console()));
+    assert_ne!(boot_id(&mut t), before, "the guest did not reboot");
+    assert_eq!(
+        fs::read_to_string(vm.dir.join("201.pid")).unwrap(),
+        qemu_pid,
+        "QEMU restarted"
+    );
+    let (code, _) = guest(
+        &mut t,
+        "test -e /etc/samba/phoenix.secret || test -e /run/delivered",
+    );
+    assert_eq!(code, Some(1), "the secrets survived a reboot of a RAM root");
+    let (r, g) = pass(&n);
+    r.assert_code(0);
+    assert_eq!(g["state"], "repaired", "{g}");
+    let reasons: Vec<&str> = g["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["reboot", "reboot", "reboot"], "{g}");
+    let (code, out) = guest(
+        &mut t,
+        "cat /etc/samba/phoenix.secret; echo; test -e /run/delivered && echo after-ran",
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "SMB-SECRET-7f3a9c\nafter-ran\n")
+    );
+    let reboots = fs::read_to_string(n.path("audit.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"reboot\""))
+        .count();
+    assert_eq!(reboots, 3);
+    let (_, g) = pass(&n);
+    assert_eq!(g["state"], "in_sync", "{g}");
 }

@@ -4,10 +4,11 @@
 # OUTDIR/initrd.gz (busybox-static, the host's qemu-ga with its libraries, the virtio
 # modules). The guest deliberately has a minimal busybox: no sha256sum, no install, no
 # udev, no /dev/stdin, so phx-hook's busybox fallbacks are what runs.
-# Idempotent: does nothing when both files exist.
+# Idempotent: does nothing when both files exist and were built by this version.
 set -eu
+VERSION=2 # bump when the image changes
 OUT=$(realpath -m "$1")
-[ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initrd.gz" ] && exit 0
+[ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initrd.gz" ] && [ "$(cat "$OUT/version" 2>/dev/null)" = "$VERSION" ] && exit 0
 mkdir -p "$OUT"
 W=$(mktemp -d "$OUT/build.XXXXXX")
 trap 'rm -rf "$W"' EXIT
@@ -20,7 +21,7 @@ MK="$W/kpkg/lib/modules/$KVER/kernel"
 R="$W/root"
 mkdir -p "$R/bin" "$R/proc" "$R/sys" "$R/dev" "$R/run" "$R/tmp" "$R/etc" "$R/root" "$R/mod" "$R/usr/sbin" "$R/lib64" "$R/lib/x86_64-linux-gnu"
 cp /bin/busybox "$R/bin/busybox"
-for a in sh mount mkdir ls cat insmod sleep ln echo mdev chmod chown id stat hostname mv rm wc touch grep seq basename; do
+for a in sh mount mkdir ls cat insmod sleep ln echo mdev chmod chown id stat hostname mv rm wc touch grep seq basename reboot; do
   ln -sf busybox "$R/bin/$a"
 done
 cp /usr/sbin/qemu-ga "$R/usr/sbin/"
@@ -59,4 +60,5 @@ chmod +x "$R/init"
 (cd "$R" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 > "$W/initrd.gz")
 cp "$W/kpkg/boot/vmlinuz-$KVER" "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
 mv "$W/initrd.gz" "$OUT/initrd.gz"
+echo "$VERSION" > "$OUT/version"
 echo "build-vm: $OUT/vmlinuz ($KVER) and $OUT/initrd.gz" >&2
