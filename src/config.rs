@@ -73,6 +73,8 @@ pub struct Pve {
     pub qga_socket_dir: Utf8PathBuf,
     /// Where LXC config locks (`pve-config-<vmid>.lock`) are.
     pub lock_dir_lxc: Utf8PathBuf,
+    /// LXC's lxcpath: a container runs while `@<lxc_path>/<vmid>/command` is bound.
+    pub lxc_path: Utf8PathBuf,
     /// The `pct` command.
     pub pct: String,
     /// The `qm` command (registration).
@@ -126,6 +128,7 @@ impl Default for Config {
                 config_dir: "/etc/pve".into(),
                 qga_socket_dir: "/var/run/qemu-server".into(),
                 lock_dir_lxc: "/run/lock/lxc".into(),
+                lxc_path: "/var/lib/lxc".into(),
                 pct: "pct".into(),
                 qm: "qm".into(),
                 lxc_info: "lxc-info".into(),
@@ -166,6 +169,7 @@ struct RawPve {
     config_dir: Option<Spanned<String>>,
     qga_socket_dir: Option<Spanned<String>>,
     lock_dir_lxc: Option<Spanned<String>>,
+    lxc_path: Option<Spanned<String>>,
     pct: Option<Spanned<String>>,
     qm: Option<Spanned<String>>,
     lxc_info: Option<Spanned<String>>,
@@ -285,6 +289,9 @@ impl Config {
             }
             if let Some(v) = pve.lock_dir_lxc {
                 cfg.pve.lock_dir_lxc = p(v)?;
+            }
+            if let Some(v) = pve.lxc_path {
+                cfg.pve.lxc_path = p(v)?;
             }
             if let Some(v) = pve.pct {
                 cfg.pve.pct = command(path, v)?;

@@ -46,6 +46,36 @@ pub enum GuestConfigError {
     },
 }
 
+/// The containers running on this node: those whose LXC monitor has its command socket
+/// bound, `@<lxc_path>/<vmid>/command` in `/proc/net/unix`. This is Proxmox's own test
+/// (pve-container src/PVE/LXC.pm, `list_active_containers`, used by `check_running`),
+/// and it starts no process. Only this host's sockets are listed (the reader's network
+/// namespace), and the read is capped.
+pub fn active_containers(lxc_path: &Utf8Path) -> std::io::Result<std::collections::BTreeSet<u32>> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    fs::File::open("/proc/net/unix")?
+        .take(MAX_NET_UNIX)
+        .read_to_end(&mut text)?;
+    Ok(parse_active_containers(
+        &String::from_utf8_lossy(&text),
+        lxc_path,
+    ))
+}
+
+/// At most this much of `/proc/net/unix` is read (a line is about 100 bytes).
+const MAX_NET_UNIX: u64 = 64 << 20;
+
+fn parse_active_containers(text: &str, lxc_path: &Utf8Path) -> std::collections::BTreeSet<u32> {
+    let prefix = format!("@{}/", lxc_path.as_str().trim_end_matches('/'));
+    text.lines()
+        .filter_map(|l| l.split_whitespace().nth(7))
+        .filter_map(|p| p.strip_prefix(prefix.as_str())?.strip_suffix("/command"))
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|id| id.parse().ok())
+        .collect()
+}
+
 /// This node's name: where `<config_dir>/local` points (`nodes/<name>`, as pmxcfs links
 /// it), else the host name (`PVE::INotify::nodename`, the short host name).
 pub fn local_node(config_dir: &Utf8Path) -> String {
@@ -398,6 +428,23 @@ pub fn snippet_path(storages: &[Storage], volid: &str) -> Option<Utf8PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn running_containers_are_those_with_a_bound_command_socket() {
+        let text = "Num       RefCount Protocol Flags    Type St Inode Path
+000000003f62cc10: 00000002 00000000 00010000 0001 01 456115 @/var/lib/lxc/101/command
+000000003f62cc11: 00000002 00000000 00010000 0001 01 456116 @/var/lib/lxc/102/command.x
+000000003f62cc12: 00000002 00000000 00010000 0001 01 456117 @/var/lib/lxcx/103/command
+000000003f62cc13: 00000002 00000000 00010000 0001 01 456118 @/var/lib/lxc/abc/command
+000000003f62cc14: 00000002 00000000 00010000 0001 01 456119 /run/lxc/104/command
+000000003f62cc15: 00000003 00000000 00000000 0001 03 456120
+000000003f62cc16: 00000002 00000000 00010000 0001 01 456121 @/var/lib/lxc/105/command
+";
+        let got: Vec<u32> = super::parse_active_containers(text, "/var/lib/lxc/".into())
+            .into_iter()
+            .collect();
+        assert_eq!(got, [101, 105]);
+    }
+
     use super::*;
 
     #[test]

@@ -156,7 +156,12 @@ fn node_lock(cfg: &Config) -> std::io::Result<Option<std::fs::File>> {
 }
 
 /// Why a guest is not looked at in this pass, if it is not.
-fn skip_reason(cfg: &Config, vmid: Vmid, local: &str) -> Result<GuestKind, String> {
+fn skip_reason(
+    cfg: &Config,
+    vmid: Vmid,
+    local: &str,
+    containers: Option<&std::collections::BTreeSet<u32>>,
+) -> Result<GuestKind, String> {
     let g = crate::pve::find_guest(&cfg.pve.config_dir, vmid).map_err(|e| e.to_string())?;
     if !g.is_on(local) {
         return Err(format!("on node `{}`", g.node.as_deref().unwrap_or("?")));
@@ -183,7 +188,12 @@ fn skip_reason(cfg: &Config, vmid: Vmid, local: &str) -> Result<GuestKind, Strin
                 _ => {}
             }
         }
-        GuestKind::Lxc => {}
+        GuestKind::Lxc => {
+            // Unknown (no /proc/net/unix): the probe will say.
+            if containers.is_some_and(|c| !c.contains(&vmid.get())) {
+                return Err("not running".into());
+            }
+        }
     }
     if hook::worker_busy(cfg, vmid) {
         return Err("a delivery is running".into());
@@ -198,6 +208,7 @@ fn survey(
     config: Option<&camino::Utf8Path>,
 ) -> Vec<GuestResult> {
     let local = crate::pve::local_node(&cfg.pve.config_dir);
+    let containers = crate::pve::active_containers(&cfg.pve.lxc_path).ok();
     let ids: Vec<Vmid> = if args.vmids.is_empty() {
         crate::manifest::list(&cfg.manifests)
             .map(|(v, _)| v)
@@ -215,7 +226,7 @@ fn survey(
             );
             continue;
         }
-        match skip_reason(cfg, vmid, &local) {
+        match skip_reason(cfg, vmid, &local, containers.as_ref()) {
             Ok(kind) => candidates.push((vmid, kind)),
             Err(why) => {
                 results.insert(vmid, GuestResult::new(vmid, "skipped", Some(why)));

@@ -248,8 +248,9 @@ fn a_container_rebooted_from_inside_gets_its_secrets_back() {
     }
     let lock_dir = cts.lock_dir().display().to_string();
     sim.node.config(&format!(
-        "  qga_socket_dir: {d}/qga\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock_dir}\n  lxc_transport: native\nsyslog: {d}/syslog.sock\nagent:\n  wait: 30s\n  timeout: 5s\n",
-        d = sim.node.dir.path().display()
+        "  qga_socket_dir: {d}/qga\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock_dir}\n  lxc_path: {lxcpath}\n  lxc_transport: native\nsyslog: {d}/syslog.sock\nagent:\n  wait: 30s\n  timeout: 5s\n",
+        d = sim.node.dir.path().display(),
+        lxcpath = cts.lxcpath(),
     ));
     sim.ct(301, "arch: amd64\n");
     sim.node.manifest(301, "guest: lxc\nfiles:\n  - {dest: /run/secrets/smb, key: samba/password}\nafter:\n  - [sh, -c, \"echo x >> /tmp/after-count\"]\n");
@@ -317,4 +318,133 @@ fn a_container_rebooted_from_inside_gets_its_secrets_back() {
     assert_eq!(secret(), b"SMB-SECRET-7f3a9c");
     let (_, v) = pass(&sim, &[]);
     assert_eq!(guest(&v, 301)["state"], "in_sync");
+    // Stopped: skipped (Proxmox's own test, the monitor's command socket), not
+    // "unreachable", and the exit status stays 0.
+    sim.tool("pct", &["stop", "301"]).assert_code(0);
+    let (r, v) = pass(&sim, &[]);
+    r.assert_code(0);
+    assert_eq!(
+        (
+            guest(&v, 301)["state"].as_str(),
+            guest(&v, 301)["detail"].as_str()
+        ),
+        (Some("skipped"), Some("not running"))
+    );
+}
+
+/// The shipped watch unit's command: a `vault set` reaches a running guest without a
+/// restart, and only the guest that uses the key (its `after` once).
+#[test]
+fn the_watch_unit_delivers_a_vault_set_to_running_guests() {
+    let (sim, a, b) = two_vms();
+    let unit = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/systemd/phx-hook-watch.service"
+    ))
+    .unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let mut argv = exec.split_whitespace();
+    assert_eq!(
+        argv.next(),
+        Some("/usr/local/sbin/phx-hook"),
+        "the hooks/ snippet's path"
+    );
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _watch = Kill(
+        std::process::Command::new(BIN)
+            .arg("--config")
+            .arg(sim.path("phx-hook.yaml"))
+            .args(argv)
+            .envs(sim.envs())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    sim.eventually(30, "the first pass", || {
+        ["201", "202"].iter().all(|id| {
+            fs::read_to_string(sim.path(&format!("run/delivered/{id}.json")))
+                .is_ok_and(|t| t.contains("\"in sync\""))
+        })
+    });
+    // The vault's recipients (`vault set` re-encrypts to them): the host's own key here.
+    sim.node.write("recipients.asc", &keys().public(&["ed"]));
+    let mut set = std::process::Command::new(BIN)
+        .arg("--config")
+        .arg(sim.path("phx-hook.yaml"))
+        .args(["vault", "set", "samba/password", "--host"])
+        .envs(sim.envs())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(b"SMB-WATCHED-99\n")
+        .unwrap();
+    let out = set.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    sim.eventually(30, "the new value in the running guest", || {
+        fs::read(a.path("/run/secrets/smb")).is_ok_and(|v| v == b"SMB-WATCHED-99")
+    });
+    sim.eventually(10, "the after command", || count(&a) == 2);
+    assert_eq!(
+        count(&b),
+        1,
+        "a guest that does not use the key ran its after"
+    );
+    let rotation: Vec<_> = sim
+        .audit_actions("deliver")
+        .into_iter()
+        .filter(|e| e["reason"] == "rotation")
+        .collect();
+    assert_eq!(rotation.len(), 1, "{}", sim.audit());
+    assert!(
+        sim.syslog()
+            .contains("the vault, the config or a manifest changed")
+    );
+}
+
+/// The shipped units are valid systemd units (`systemd-analyze verify`, with the
+/// binary's path pointed at the one under test), and the timer starts the pass.
+#[test]
+fn the_shipped_units_verify() {
+    let src = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/systemd"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut units = Vec::new();
+    for e in fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let text = fs::read_to_string(e.path()).unwrap();
+        let dest = dir.path().join(e.file_name());
+        fs::write(&dest, text.replace("/usr/local/sbin/phx-hook", BIN)).unwrap();
+        units.push(dest);
+    }
+    assert_eq!(units.len(), 3);
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(&units)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let timer = fs::read_to_string(src.join("phx-hook-reconcile.timer")).unwrap();
+    assert!(timer.contains("OnUnitActiveSec=1min"), "{timer}");
+    let service = fs::read_to_string(src.join("phx-hook-reconcile.service")).unwrap();
+    assert!(service.contains("ExecStart=/usr/local/sbin/phx-hook reconcile\n"));
 }

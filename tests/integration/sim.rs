@@ -63,7 +63,7 @@ impl SimNode {
         fs::read_to_string(self.node.path(&format!("pve/{kind}/{vmid}.conf"))).unwrap()
     }
 
-    fn envs(&self) -> Vec<(String, String)> {
+    pub fn envs(&self) -> Vec<(String, String)> {
         let d = self.node.dir.path().display().to_string();
         let mut v = vec![
             ("PHX_HOOK_CONFIG".to_string(), format!("{d}/phx-hook.yaml")),
