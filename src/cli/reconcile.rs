@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -201,6 +201,75 @@ fn skip_reason(
     Ok(g.kind)
 }
 
+/// What one look found: the guest's record, and what it holds (with the requests spent).
+type Look = (
+    Option<engine::Record>,
+    Result<(crate::deliver::Observed, u32), crate::deliver::DeliverError>,
+);
+
+/// Look at the guests of `chunk` in parallel, each in a thread of its own. Each look is
+/// bounded by itself (a VM's by its requests' timeouts, a container's walk by
+/// `deliver::lxc::probe`); three `agent.timeout`s is the backstop.
+fn look_at(
+    cfg: &std::sync::Arc<Config>,
+    chunk: &[(Vmid, GuestKind, crate::plan::Plan)],
+) -> Vec<Option<Look>> {
+    use crate::deliver::DeliverError;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut out: Vec<Option<Look>> = Vec::new();
+    let mut waiting = 0;
+    for (i, (vmid, kind, plan)) in chunk.iter().enumerate() {
+        out.push(None);
+        let (cfg, tx, vmid, kind) = (std::sync::Arc::clone(cfg), tx.clone(), *vmid, *kind);
+        let dests: Vec<GuestPath> = plan.deliveries.iter().map(|d| d.dest.clone()).collect();
+        let spawned = std::thread::Builder::new()
+            .name(format!("look-{vmid}"))
+            .spawn(move || {
+                let dests: Vec<&GuestPath> = dests.iter().collect();
+                let record = engine::load_record(&cfg, vmid);
+                let known = record.as_ref().and_then(|r| r.boot.clone());
+                let seen = engine::observe(&cfg, vmid, kind, known.as_deref(), &dests);
+                let _ = tx.send((i, (record, seen)));
+            });
+        match spawned {
+            Ok(_) => waiting += 1,
+            Err(e) => {
+                out[i] = Some((
+                    None,
+                    Err(DeliverError::Unreachable(format!(
+                        "cannot start a thread: {e}"
+                    ))),
+                ));
+            }
+        }
+    }
+    drop(tx);
+    let bound = cfg.agent.timeout * 3;
+    let deadline = Instant::now() + bound;
+    while waiting > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((i, look)) => {
+                out[i] = Some(look);
+                waiting -= 1;
+            }
+            Err(_) => break,
+        }
+    }
+    for slot in &mut out {
+        if slot.is_none() {
+            *slot = Some((
+                None,
+                Err(DeliverError::Unreachable(format!(
+                    "looking into it did not finish within {:.0}s",
+                    bound.as_secs_f64()
+                ))),
+            ));
+        }
+    }
+    out
+}
+
 /// Look at every guest; repair those that differ (unless --dry-run).
 fn survey(
     cfg: &Config,
@@ -268,25 +337,9 @@ fn survey(
     }
     let width = args.concurrency as usize * 2;
     let mut need = Vec::new();
+    let shared = std::sync::Arc::new(cfg.clone());
     for chunk in looks.chunks(width) {
-        let seen: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|(vmid, kind, plan)| {
-                    s.spawn(move || {
-                        let dests: Vec<&GuestPath> =
-                            plan.deliveries.iter().map(|d| &d.dest).collect();
-                        let record = engine::load_record(cfg, *vmid);
-                        let known = record.as_ref().and_then(|r| r.boot.clone());
-                        (
-                            record,
-                            engine::observe(cfg, *vmid, *kind, known.as_deref(), &dests),
-                        )
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().ok()).collect()
-        });
+        let seen = look_at(&shared, chunk);
         for ((vmid, _, plan), seen) in chunk.iter().zip(seen) {
             let Some((record, seen)) = seen else {
                 results.insert(
@@ -298,6 +351,7 @@ fn survey(
             match seen {
                 Err(e) => {
                     if !args.dry_run {
+                        let record = record.or_else(|| engine::load_record(cfg, *vmid));
                         engine::note_checked(cfg, *vmid, record, Err(e.to_string()));
                     }
                     results.insert(
@@ -335,66 +389,95 @@ fn survey(
         return results.into_values().collect();
     }
     // Repairs: one child process per guest (the native transport forks a single-threaded
-    // writer, which a process with threads must not do), a few at a time.
+    // writer, which a process with threads must not do), a few at a time, each bounded:
+    // `agent.timeout` per file and per `after` command, and a few more for the looks.
     let exe = std::env::current_exe().ok();
-    let mut running: Vec<(Vmid, std::process::Child)> = Vec::new();
-    let mut queue = need.into_iter();
-    loop {
-        while running.len() < args.concurrency as usize {
-            let Some(vmid) = queue.next() else { break };
-            let Some(exe) = &exe else { break };
-            let mut c = Command::new(exe);
-            if let Some(cfg) = config {
-                c.arg("--config").arg(cfg.as_str());
-            }
-            c.args(["reconcile", "--one", "--vmid", &vmid.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null());
-            match c.spawn() {
-                Ok(child) => running.push((vmid, child)),
-                Err(e) => {
-                    results.insert(
-                        vmid,
-                        GuestResult::new(
-                            vmid,
-                            "failed",
-                            Some(format!("cannot start the repair: {e}")),
-                        ),
-                    );
-                }
-            }
-        }
-        if running.is_empty() {
-            break;
-        }
-        let (vmid, child) = running.remove(0);
-        let out = child.wait_with_output();
-        let r = out
-            .ok()
-            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
-            .map(|v| GuestResult {
-                vmid,
-                state: v["state"].as_str().unwrap_or("failed").to_string(),
-                detail: v["detail"].as_str().map(str::to_string),
-                changes: serde_json::from_value::<Vec<ChangeIn>>(v["changes"].clone())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|c| Change {
-                        dest: c.dest,
-                        reason: c.reason,
-                        index: 0,
+    let bounds: BTreeMap<Vmid, Duration> = looks
+        .iter()
+        .map(|(vmid, _, plan)| {
+            let steps = 4 + plan.deliveries.len() + plan.after.len();
+            (
+                *vmid,
+                cfg.agent.timeout * u32::try_from(steps).unwrap_or(u32::MAX),
+            )
+        })
+        .collect();
+    for batch in need.chunks(args.concurrency as usize) {
+        let done: Vec<GuestResult> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|vmid| {
+                    let bound = bounds.get(vmid).copied().unwrap_or(cfg.agent.timeout * 4);
+                    let exe = exe.as_deref();
+                    s.spawn(move || repair_in_child(exe, config, *vmid, bound))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .zip(batch)
+                .map(|(h, vmid)| {
+                    h.join().unwrap_or_else(|_| {
+                        GuestResult::new(*vmid, "failed", Some("internal error".into()))
                     })
-                    .collect(),
-                after: v["after"].as_bool().unwrap_or(false),
-                calls: v["calls"].as_u64().unwrap_or(0) as u32,
-            })
-            .unwrap_or_else(|| {
-                GuestResult::new(vmid, "failed", Some("the repair process failed".into()))
-            });
-        results.insert(vmid, r);
+                })
+                .collect()
+        });
+        for r in done {
+            results.insert(r.vmid, r);
+        }
     }
     results.into_values().collect()
+}
+
+/// `reconcile --one --vmid N` in a child process, killed (with its process group) after
+/// `bound`; its one-line JSON result.
+fn repair_in_child(
+    exe: Option<&std::path::Path>,
+    config: Option<&camino::Utf8Path>,
+    vmid: Vmid,
+    bound: Duration,
+) -> GuestResult {
+    let Some(exe) = exe else {
+        return GuestResult::new(
+            vmid,
+            "failed",
+            Some("cannot find phx-hook's own binary".into()),
+        );
+    };
+    let mut c = Command::new(exe);
+    if let Some(cfg) = config {
+        c.arg("--config").arg(cfg.as_str());
+    }
+    c.args(["reconcile", "--one", "--vmid", &vmid.to_string()]);
+    let out = match crate::deliver::run_bounded(&mut c, None, bound) {
+        Ok((_, out, _)) => out,
+        Err(e) => {
+            return GuestResult::new(vmid, "failed", Some(format!("the repair: {e}")));
+        }
+    };
+    serde_json::from_slice::<serde_json::Value>(&out)
+        .ok()
+        .map(|v| GuestResult {
+            vmid,
+            state: v["state"].as_str().unwrap_or("failed").to_string(),
+            detail: v["detail"].as_str().map(str::to_string),
+            changes: serde_json::from_value::<Vec<ChangeIn>>(v["changes"].clone())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| Change {
+                    dest: c.dest,
+                    reason: c.reason,
+                    index: 0,
+                })
+                .collect(),
+            after: v["after"].as_bool().unwrap_or(false),
+            calls: v["calls"]
+                .as_u64()
+                .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        })
+        .unwrap_or_else(|| {
+            GuestResult::new(vmid, "failed", Some("the repair process failed".into()))
+        })
 }
 
 #[derive(serde::Deserialize)]
@@ -456,7 +539,14 @@ fn repair_one(cfg: &Config, vmid: Vmid) -> GuestResult {
             cancel: &|| None,
         },
     );
-    for c in &synced.changes {
+    let delivered = |dest: &str| {
+        synced
+            .report
+            .files
+            .iter()
+            .any(|f| f.dest == dest && f.outcome.is_ok())
+    };
+    for c in synced.changes.iter().filter(|c| delivered(&c.dest)) {
         sys.log(
             Level::Info,
             &format!(

@@ -730,13 +730,20 @@ impl<'de> Visitor<'de> for Root<'_> {
                 continue;
             }
             check_segment::<A::Error>("", &key)?;
-            insert::<A::Error>(self.entries, &key, Entry::Object)?;
             let skip = self.only.is_some_and(|w| !w.wants(&key));
+            insert::<A::Error>(
+                self.entries,
+                &key,
+                if skip { Entry::Skipped } else { Entry::Object },
+            )?;
+            if skip {
+                map.next_value_seed(Shape { path: &key })?;
+                continue;
+            }
             map.next_value_seed(Node {
                 entries: self.entries,
                 path: key,
                 only: self.only,
-                skip,
             })?;
         }
         Ok(())
@@ -798,13 +805,11 @@ fn insert<E: de::Error>(
     Ok(())
 }
 
-/// Any value below the top level.
+/// Any wanted value below the top level.
 struct Node<'a> {
     entries: &'a mut BTreeMap<String, Entry>,
     path: String,
     only: Option<&'a Wanted>,
-    /// Not wanted: check the shape, keep no value.
-    skip: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for Node<'_> {
@@ -817,7 +822,6 @@ impl<'de> DeserializeSeed<'de> for Node<'_> {
 impl Node<'_> {
     fn set<E: de::Error>(self, e: Entry) -> Result<(), E> {
         // Replace the placeholder inserted by the parent.
-        let e = if self.skip { Entry::Skipped } else { e };
         self.entries.insert(self.path, e);
         Ok(())
     }
@@ -829,16 +833,10 @@ impl<'de> Visitor<'de> for Node<'_> {
         f.write_str("a string or an object")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        if self.skip {
-            return self.set(Entry::Skipped);
-        }
         self.set(Entry::Text(Secret::copy_from(v.as_bytes())))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
         let v = Zeroizing::new(v.into_bytes());
-        if self.skip {
-            return self.set(Entry::Skipped);
-        }
         self.set(Entry::Text(Secret::copy_from(&v)))
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
@@ -864,16 +862,152 @@ impl<'de> Visitor<'de> for Node<'_> {
         while let Some(key) = map.next_key::<String>()? {
             check_segment::<A::Error>(&self.path, &key)?;
             let path = format!("{}/{key}", self.path);
-            insert::<A::Error>(self.entries, &path, Entry::Object)?;
-            let skip = self.skip || self.only.is_some_and(|w| !w.wants(&path));
+            let skip = self.only.is_some_and(|w| !w.wants(&path));
+            insert::<A::Error>(
+                self.entries,
+                &path,
+                if skip { Entry::Skipped } else { Entry::Object },
+            )?;
+            if skip {
+                map.next_value_seed(Shape { path: &path })?;
+                continue;
+            }
             map.next_value_seed(Node {
                 entries: self.entries,
                 path,
                 only: self.only,
-                skip,
             })?;
         }
         Ok(())
+    }
+}
+
+/// A value this index was not asked for: its names are checked like every other one (so
+/// `check` and the hook agree on what is malformed: no empty name, no `/`, no name twice
+/// in one object), nothing is kept or copied, and no path is built unless for an error.
+struct Shape<'p> {
+    path: &'p str,
+}
+
+impl<'de> DeserializeSeed<'de> for Shape<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Shape<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            check_segment::<A::Error>(self.path, &key)?;
+            if seen.contains(&key) {
+                return Err(twice(&format!("{}/{key}", self.path)));
+            }
+            map.next_value_seed(Lazy {
+                parent: self.path,
+                key: &key,
+            })?;
+            seen.insert(key);
+        }
+        Ok(())
+    }
+}
+
+/// A skipped value whose path is only built if it turns out to be an object.
+struct Lazy<'p> {
+    parent: &'p str,
+    key: &'p str,
+}
+
+impl<'de> DeserializeSeed<'de> for Lazy<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Lazy<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let path = format!("{}/{}", self.parent, self.key);
+        Shape { path: &path }.visit_map(map)
+    }
+}
+
+/// An object's key, borrowed from the plaintext when it holds no escape.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -1031,6 +1165,13 @@ mod tests {
             (r#"{"a":{"b":"1"},"z":{"y/x":"2"}}"#, "contains `/`"),
             (r#"{"a":{"b":"1"},"z":{"y":"2","y":"3"}}"#, "twice"),
             (r#"{"a":{"b":"1"},"z":"2","z":{"q":"3"}}"#, "twice"),
+            (r#"{"a":{"b":"1"},"z":{"y":{"x":"1","x":[2]}}}"#, "twice"),
+            (
+                r#"{"a":{"b":"1"},"z":{"y":{"\u0078":"1","x":"2"}}}"#,
+                "twice",
+            ),
+            (r#"{"a":{"b":"1","c":{"":"1"}}}"#, "empty"),
+            (r#"{"a":{"b":"1"},"z":[{"y":"1"}],"z":3}"#, "twice"),
         ] {
             let info = VaultInfo::default();
             let full = Vault::from_plaintext(json.as_bytes(), info.clone()).unwrap_err();

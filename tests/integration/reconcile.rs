@@ -448,3 +448,82 @@ fn the_shipped_units_verify() {
     let service = fs::read_to_string(src.join("phx-hook-reconcile.service")).unwrap();
     assert!(service.contains("ExecStart=/usr/local/sbin/phx-hook reconcile\n"));
 }
+
+/// A hostile container plants a FUSE mount that never answers where its manifest puts a
+/// file: looking at it from the host would wait for ever. The pass still ends, reports it
+/// unreachable, and repairs the other container.
+#[test]
+fn a_container_whose_filesystem_never_answers_cannot_stall_a_pass() {
+    let cts = Containers::start();
+    let mut sim = SimNode::new(VAULT_JSON.as_bytes(), "  lxc_transport: native\n");
+    for (k, v) in cts.env() {
+        sim.env.push((k.to_string(), v));
+    }
+    sim.node.config(&format!(
+        "  qga_socket_dir: {d}/qga\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock}\n  lxc_path: {lxcpath}\n  lxc_transport: native\nsyslog: {d}/syslog.sock\nagent:\n  wait: 5s\n  timeout: 2s\n",
+        d = sim.node.dir.path().display(),
+        lock = cts.lock_dir().display(),
+        lxcpath = cts.lxcpath(),
+    ));
+    for id in [PRIV, IDMAPPED] {
+        sim.ct(id, "arch: amd64\n");
+        sim.node.manifest(id, "guest: lxc\nfiles:\n  - {dest: /mnt/trap/secret, key: samba/password}\n  - {dest: /run/ok, key: app/api_token}\n");
+    }
+    sim.phx(&["register", "301", "302"]).assert_code(0);
+    // The trap, in 301 only (as the container's own root could mount it).
+    let init = String::from_utf8(
+        std::process::Command::new("lxc-info")
+            .args(["-P", &cts.lxcpath(), "-n", "301", "-pH"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut trap = Kill(
+        std::process::Command::new(format!("{SCRIPTS}/fuse-stall.py"))
+            .args([init.trim(), "/mnt/trap"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut ready = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(trap.0.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready, "ready\n");
+    // The pass ends (the test would hang otherwise) within its bounds.
+    let (r, v) = pass(&sim, &[]);
+    r.assert_code(1);
+    assert_eq!(guest(&v, 301)["state"], "unreachable", "{v:?}");
+    assert!(
+        guest(&v, 301)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("looking at its files did not finish within 2s"),
+        "{v:?}"
+    );
+    assert_eq!(guest(&v, 302)["state"], "repaired", "{v:?}");
+    assert_eq!(
+        fs::read(cts.path(IDMAPPED, "/mnt/trap/secret")).unwrap(),
+        b"SMB-SECRET-7f3a9c"
+    );
+    // Delivering by hand (the post-start worker's path) ends too, with the file failed.
+    let r = sim.phx(&["inject", "301"]);
+    r.assert_code(1).assert_contains("/mnt/trap/secret");
+    // Once the trap is gone (the daemon killed, the dead mount taken away), 301 is
+    // repaired too.
+    drop(trap);
+    cts.attach(PRIV, "umount -l /mnt/trap");
+    let (r, v) = pass(&sim, &[]);
+    r.assert_code(0);
+    assert_eq!(guest(&v, 301)["state"], "repaired", "{v:?}");
+    assert_eq!(guest(&v, 302)["state"], "in_sync", "{v:?}");
+}

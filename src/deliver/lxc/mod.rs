@@ -93,10 +93,16 @@ fn boot_of(pid: i32) -> Option<String> {
 }
 
 /// What container `vmid` holds at `dests`, seen from the host without entering it and
-/// without reading any file: `openat2(RESOLVE_IN_ROOT)` below the init's
+/// without reading any file: `openat2` with `RESOLVE_IN_ROOT` below the init's
 /// `/proc/<pid>/root`, so every link resolves inside the container, then `fstat`.
 /// `known` is the boot seen last time: while that init still runs, no process is started
 /// at all (not even `lxc-info`).
+///
+/// The walk asks the container's filesystems, and one of them may never answer (a FUSE
+/// mount the container planted): it runs in a thread of its own, waited for at most
+/// `timeout`. A walk that does not return is left behind, and the container is not walked
+/// again while it lives, so a hostile container costs one stuck thread, never a stuck
+/// caller. A caller that got that error must not fork afterwards.
 pub fn probe(
     lxc_info: &str,
     vmid: Vmid,
@@ -104,7 +110,11 @@ pub fn probe(
     known: Option<&str>,
     dests: &[&crate::types::GuestPath],
 ) -> Result<super::Observed, DeliverError> {
-    use nix::fcntl::{OpenHow, ResolveFlag, openat2};
+    if WALKING.lock().is_ok_and(|w| w.contains(&vmid.get())) {
+        return Err(DeliverError::Unreachable(format!(
+            "container {vmid}: an earlier look into it has not returned (a filesystem in it that does not answer?)"
+        )));
+    }
     let reuse = known.and_then(|b| {
         let pid: i32 = b.split(':').next()?.parse().ok()?;
         (boot_of(pid).as_deref() == Some(b)).then_some(pid)
@@ -125,13 +135,50 @@ pub fn probe(
             e.desc()
         ))
     })?;
-    let files = dests
+    let paths: Vec<String> = dests.iter().map(|d| d.as_str().to_string()).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Ok(mut w) = WALKING.lock() {
+        w.insert(vmid.get());
+    }
+    let walker = std::thread::Builder::new()
+        .name(format!("walk-{vmid}"))
+        .spawn(move || {
+            let files = walk(&root, &paths);
+            if let Ok(mut w) = WALKING.lock() {
+                w.remove(&vmid.get());
+            }
+            let _ = tx.send(files);
+        });
+    if let Err(e) = walker {
+        if let Ok(mut w) = WALKING.lock() {
+            w.remove(&vmid.get());
+        }
+        return Err(DeliverError::Unreachable(format!(
+            "cannot start a thread: {e}"
+        )));
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(files) => Ok(super::Observed { boot, files }),
+        Err(_) => Err(DeliverError::Unreachable(format!(
+            "container {vmid}: looking at its files did not finish within {:.0}s (a filesystem in it that does not answer?)",
+            timeout.as_secs_f64()
+        ))),
+    }
+}
+
+/// Containers with a walk that has not returned.
+static WALKING: std::sync::Mutex<std::collections::BTreeSet<u32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn walk(root: &OwnedFd, paths: &[String]) -> Vec<super::Seen> {
+    use nix::fcntl::{OpenHow, ResolveFlag, openat2};
+    paths
         .iter()
         .map(|d| {
             let how = OpenHow::new()
                 .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
                 .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-            match openat2(&root, d.as_str(), how).and_then(fstat) {
+            match openat2(root, d.as_str(), how).and_then(fstat) {
                 Ok(st) if is(&st, libc::S_IFREG) => super::Seen::File(super::FileSig {
                     ino: st.st_ino,
                     size: st.st_size as u64,
@@ -144,8 +191,7 @@ pub fn probe(
                 Ok(_) | Err(_) => super::Seen::Missing,
             }
         })
-        .collect();
-    Ok(super::Observed { boot, files })
+        .collect()
 }
 
 /// Open namespace files of the target, before forking.

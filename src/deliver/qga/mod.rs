@@ -199,14 +199,17 @@ impl QgaTransport {
 
     /// Poll `guest-exec-status` for `pid`, each time on a fresh connection, until the
     /// command exits or `bound` passes; the first poll after `first`, then at doubling
-    /// intervals (from 1 ms, at most 100 ms).
+    /// intervals from 1 ms: at most 20 ms apart for the first second (a delivery script
+    /// takes tens of milliseconds, and a poll costs the agent a fraction of one), at most
+    /// 100 ms apart after that (an `after` command that restarts a service).
     fn poll_until_done(
         &mut self,
         pid: i64,
         bound: Duration,
         first: Duration,
     ) -> Result<proto::Exited, DeliverError> {
-        let deadline = Instant::now() + bound;
+        let started = Instant::now();
+        let deadline = started + bound;
         sleep(first);
         let mut pause = Duration::from_millis(1).max(first);
         loop {
@@ -228,7 +231,12 @@ impl QgaTransport {
                 )));
             }
             sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(100));
+            let cap = if started.elapsed() < Duration::from_secs(1) {
+                Duration::from_millis(20)
+            } else {
+                Duration::from_millis(100)
+            };
+            pause = (pause * 2).min(cap);
         }
     }
 }
