@@ -859,24 +859,44 @@ impl<'de> Visitor<'de> for Node<'_> {
         self.set(Entry::Other("array"))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            check_segment::<A::Error>(&self.path, &key)?;
-            let path = format!("{}/{key}", self.path);
-            let skip = self.only.is_some_and(|w| !w.wants(&path));
-            insert::<A::Error>(
-                self.entries,
-                &path,
-                if skip { Entry::Skipped } else { Entry::Object },
-            )?;
-            if skip {
-                map.next_value_seed(Shape { path: &path })?;
-                continue;
+        let Some(only) = self.only else {
+            // The full index: every name goes into `entries`, which finds duplicates.
+            while let Some(key) = map.next_key::<String>()? {
+                check_segment::<A::Error>(&self.path, &key)?;
+                let path = format!("{}/{key}", self.path);
+                insert::<A::Error>(self.entries, &path, Entry::Object)?;
+                map.next_value_seed(Node {
+                    entries: self.entries,
+                    path,
+                    only: None,
+                })?;
             }
-            map.next_value_seed(Node {
-                entries: self.entries,
-                path,
-                only: self.only,
-            })?;
+            return Ok(());
+        };
+        // A partial index: only wanted names are kept; the others are checked for
+        // duplicates among their siblings here, without a path or an entry each.
+        let mut seen = std::collections::HashSet::new();
+        let mut path = String::with_capacity(self.path.len() + 32);
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            check_segment::<A::Error>(&self.path, &key)?;
+            if seen.contains(&key) {
+                return Err(twice(&format!("{}/{key}", self.path)));
+            }
+            path.clear();
+            path.push_str(&self.path);
+            path.push('/');
+            path.push_str(&key);
+            if only.wants(&path) {
+                insert::<A::Error>(self.entries, &path, Entry::Object)?;
+                map.next_value_seed(Node {
+                    entries: self.entries,
+                    path: path.clone(),
+                    only: self.only,
+                })?;
+            } else {
+                map.next_value_seed(Shape { path: &path })?;
+            }
+            seen.insert(key);
         }
         Ok(())
     }
