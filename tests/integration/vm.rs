@@ -95,6 +95,36 @@ impl Drop for Vm {
     }
 }
 
+/// One QMP command on QEMU's monitor socket (a connection of its own, as Proxmox's
+/// `mon_cmd` makes).
+fn qmp(sock: &Path, cmd: &str) {
+    use std::io::{BufRead, BufReader};
+    let s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap(); // greeting
+    w.write_all(
+        format!("{{\"execute\":\"qmp_capabilities\"}}\n{{\"execute\":\"{cmd}\"}}\n").as_bytes(),
+    )
+    .unwrap();
+    // Two replies; events (`STOP`, `RESUME`) may come in between.
+    let mut replies = 0;
+    for _ in 0..10 {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert!(!line.contains("\"error\""), "{cmd}: {line}");
+        if line.contains("\"return\"") {
+            replies += 1;
+            if replies == 2 {
+                return;
+            }
+        }
+    }
+    panic!("{cmd}: no reply");
+}
+
 fn images() -> PathBuf {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vm");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/build-vm.sh");
@@ -190,6 +220,20 @@ fn delivers_into_a_real_vm_over_virtio_serial() {
     let (r, g) = pass(&n);
     r.assert_code(0);
     assert_eq!(g["state"], "in_sync", "{g}");
+
+    // Paused (QMP `stop`, as `qm suspend` does): skipped, with QEMU's own word for it.
+    qmp(&vm.dir.join("201.qmp"), "stop");
+    let (r, g) = pass(&n);
+    r.assert_code(0);
+    assert_eq!(
+        (g["state"].as_str(), g["detail"].as_str()),
+        (
+            Some("skipped"),
+            Some("not running a guest (QEMU is `paused`)")
+        ),
+        "{g}"
+    );
+    qmp(&vm.dir.join("201.qmp"), "cont");
 
     // Reboot from inside: the kernel restarts, QEMU resets the machine in place (same
     // process, same sockets), the initramfs (RAM) comes back without the secrets, and
