@@ -400,18 +400,26 @@ fn the_watch_unit_delivers_a_vault_set_to_running_guests() {
     sim.eventually(30, "the new value in the running guest", || {
         fs::read(a.path("/run/secrets/smb")).is_ok_and(|v| v == b"SMB-WATCHED-99")
     });
-    sim.eventually(10, "the after command", || count(&a) == 2);
+    // The repair audits once it is done: after the file and the after command.
+    let rotations = || {
+        sim.audit_actions("deliver")
+            .into_iter()
+            .filter(|e| e["reason"] == "rotation")
+            .count()
+    };
+    sim.eventually(10, "the after command and the audit", || {
+        count(&a) == 2 && rotations() == 1
+    });
+    // The pass is over (its lock is free): nothing more came.
+    sim.eventually(10, "the pass to end", || {
+        fs::File::open(sim.path("run/reconcile.lock")).is_ok_and(|f| f.try_lock().is_ok())
+    });
     assert_eq!(
         count(&b),
         1,
         "a guest that does not use the key ran its after"
     );
-    let rotation: Vec<_> = sim
-        .audit_actions("deliver")
-        .into_iter()
-        .filter(|e| e["reason"] == "rotation")
-        .collect();
-    assert_eq!(rotation.len(), 1, "{}", sim.audit());
+    assert_eq!((count(&a), rotations()), (2, 1), "{}", sim.audit());
     assert!(
         sim.syslog()
             .contains("the vault, the config or a manifest changed")
