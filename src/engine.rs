@@ -15,8 +15,6 @@
 //! when it is gone or changed otherwise (`drift`).
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 
 use camino::Utf8PathBuf;
 use hmac::{Hmac, Mac};
@@ -118,18 +116,9 @@ pub fn load_record(cfg: &Config, vmid: Vmid) -> Option<Record> {
 }
 
 fn save_record(cfg: &Config, vmid: Vmid, r: &Record) -> std::io::Result<()> {
-    let path = record_path(cfg, vmid);
-    let dir = cfg.state_dir.join("delivered");
-    fs::create_dir_all(&dir)?;
-    let tmp = dir.join(format!(".{vmid}.json.{}", std::process::id()));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?)?;
-    fs::rename(&tmp, &path)
+    fs::create_dir_all(cfg.state_dir.join("delivered"))?;
+    let bytes = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
+    crate::files::replace_private(&record_path(cfg, vmid), &bytes, false)
 }
 
 /// Record that guest `vmid` was looked at: found in sync (`Ok`, with what was seen) or

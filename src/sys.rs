@@ -11,15 +11,18 @@ use nix::unistd::{ForkResult, Pid};
 /// Fork; in the child run `work` and `_exit` with its return value. Returns the child's
 /// pid in the parent.
 ///
-/// The caller must be single-threaded (no delivery path starts a thread), so
+/// The caller must be single-threaded (no delivery path keeps a thread running), so
 /// the child inherits no lock held by another thread. `keep` is the pipe end the child
 /// writes to; it is moved into `work`.
 pub(crate) fn fork_child(keep: OwnedFd, work: impl FnOnce(OwnedFd) -> i32) -> nix::Result<Pid> {
     // SAFETY: phx-hook is single-threaded when it delivers into a container (the only
     // threads it ever starts feed gpg's or git's stdin in `vault` and `scan` commands,
-    // which never deliver), so after fork(2) the child holds no lock another thread
-    // could have held, and the allocator and stdio are in a consistent state. The
-    // child never returns into the caller: it runs `work` and ends with `_exit`.
+    // which never deliver; `reconcile` looks at guests from threads but repairs in child
+    // processes of their own; the walker thread of `deliver::lxc::probe` is joined
+    // before the engine delivers, or the engine gives up without delivering), so after
+    // fork(2) the child holds no lock another thread could have held, and the allocator
+    // and stdio are in a consistent state. The child never returns into the caller: it
+    // runs `work` and ends with `_exit`.
     match unsafe { nix::unistd::fork() }? {
         ForkResult::Parent { child } => {
             drop(keep);

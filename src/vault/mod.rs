@@ -539,22 +539,10 @@ pub fn check_rollback(state: &Utf8Path, info: &VaultInfo, accept: bool) -> Resul
         if let Some(dir) = state.parent() {
             let _ = fs::create_dir_all(dir);
         }
-        // A name of its own: hooks of many guests starting at once write this together.
-        let tmp = state.with_extension(format!("tmp.{}", std::process::id()));
-        use std::os::unix::fs::OpenOptionsExt;
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            std::io::Write::write_all(&mut f, format!("{found}\n").as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, state)
-        };
-        // A reader that cannot record a newer version (not root) still accepts it.
-        if let Err(e) = write() {
+        // A temporary name per process: hooks of many guests starting at once write this
+        // together. A reader that cannot record a newer version (not root) still accepts it.
+        if let Err(e) = crate::files::replace_private(state, format!("{found}\n").as_bytes(), true)
+        {
             if accept {
                 return Err(err(e.to_string()));
             }
@@ -737,7 +725,10 @@ impl<'de> Visitor<'de> for Root<'_> {
                 if skip { Entry::Skipped } else { Entry::Object },
             )?;
             if skip {
-                map.next_value_seed(Shape { path: &key })?;
+                map.next_value_seed(Shape {
+                    parent: &key,
+                    key: None,
+                })?;
                 continue;
             }
             map.next_value_seed(Node {
@@ -894,7 +885,10 @@ impl<'de> Visitor<'de> for Node<'_> {
                     only: self.only,
                 })?;
             } else {
-                map.next_value_seed(Shape { path: &path })?;
+                map.next_value_seed(Shape {
+                    parent: &path,
+                    key: None,
+                })?;
             }
             seen.insert(key);
         }
@@ -904,9 +898,11 @@ impl<'de> Visitor<'de> for Node<'_> {
 
 /// A value this index was not asked for: its names are checked like every other one (so
 /// `check` and the hook agree on what is malformed: no empty name, no `/`, no name twice
-/// in one object), nothing is kept or copied, and no path is built unless for an error.
+/// in one object), nothing is kept or copied, and its path (`parent/key`) is only built
+/// if it turns out to be an object.
 struct Shape<'p> {
-    path: &'p str,
+    parent: &'p str,
+    key: Option<&'p str>,
 }
 
 impl<'de> DeserializeSeed<'de> for Shape<'_> {
@@ -944,65 +940,23 @@ impl<'de> Visitor<'de> for Shape<'_> {
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let path = match self.key {
+            Some(k) => std::borrow::Cow::Owned(format!("{}/{k}", self.parent)),
+            None => std::borrow::Cow::Borrowed(self.parent),
+        };
         let mut seen = std::collections::HashSet::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            check_segment::<A::Error>(self.path, &key)?;
+            check_segment::<A::Error>(&path, &key)?;
             if seen.contains(&key) {
-                return Err(twice(&format!("{}/{key}", self.path)));
+                return Err(twice(&format!("{path}/{key}")));
             }
-            map.next_value_seed(Lazy {
-                parent: self.path,
-                key: &key,
+            map.next_value_seed(Shape {
+                parent: &path,
+                key: Some(&key),
             })?;
             seen.insert(key);
         }
         Ok(())
-    }
-}
-
-/// A skipped value whose path is only built if it turns out to be an object.
-struct Lazy<'p> {
-    parent: &'p str,
-    key: &'p str,
-}
-
-impl<'de> DeserializeSeed<'de> for Lazy<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Lazy<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let path = format!("{}/{}", self.parent, self.key);
-        Shape { path: &path }.visit_map(map)
     }
 }
 

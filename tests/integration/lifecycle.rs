@@ -485,15 +485,7 @@ fn a_reboot_retires_the_previous_boots_worker() {
 fn container_backups_deliver_after_the_restart_and_never_keep_it_down() {
     let cts = Containers::start();
     cts.stop(PRIV);
-    let mut sim = SimNode::new(VAULT_JSON.as_bytes(), "  lxc_transport: native\n");
-    for (k, v) in cts.env() {
-        sim.env.push((k.to_string(), v));
-    }
-    let lock_dir = cts.lock_dir().display().to_string();
-    sim.node.config(&format!(
-        "  qga_socket_dir: {d}/qga\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock_dir}\n  lxc_transport: native\nsyslog: {d}/syslog.sock\nagent:\n  wait: 30s\n  timeout: 5s\n",
-        d = sim.node.dir.path().display()
-    ));
+    let sim = SimNode::for_containers(&cts, "30s", "5s");
     sim.ct(301, "arch: amd64\n");
     sim.node.manifest(
         301,

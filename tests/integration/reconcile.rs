@@ -242,16 +242,7 @@ fn a_container_rebooted_from_inside_gets_its_secrets_back() {
     text.push_str("lxc.mount.entry = tmpfs run tmpfs rw,nosuid,nodev,mode=755,create=dir 0 0\n");
     fs::write(&conf, text).unwrap();
     cts.stop(PRIV);
-    let mut sim = SimNode::new(VAULT_JSON.as_bytes(), "  lxc_transport: native\n");
-    for (k, v) in cts.env() {
-        sim.env.push((k.to_string(), v));
-    }
-    let lock_dir = cts.lock_dir().display().to_string();
-    sim.node.config(&format!(
-        "  qga_socket_dir: {d}/qga\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock_dir}\n  lxc_path: {lxcpath}\n  lxc_transport: native\nsyslog: {d}/syslog.sock\nagent:\n  wait: 30s\n  timeout: 5s\n",
-        d = sim.node.dir.path().display(),
-        lxcpath = cts.lxcpath(),
-    ));
+    let sim = SimNode::for_containers(&cts, "30s", "5s");
     sim.ct(301, "arch: amd64\n");
     sim.node.manifest(301, "guest: lxc\nfiles:\n  - {dest: /run/secrets/smb, key: samba/password}\nafter:\n  - [sh, -c, \"echo x >> /tmp/after-count\"]\n");
     sim.phx(&["register", "301"]).assert_code(0);
@@ -463,16 +454,7 @@ fn the_shipped_units_verify() {
 #[test]
 fn a_container_whose_filesystem_never_answers_cannot_stall_a_pass() {
     let cts = Containers::start();
-    let mut sim = SimNode::new(VAULT_JSON.as_bytes(), "  lxc_transport: native\n");
-    for (k, v) in cts.env() {
-        sim.env.push((k.to_string(), v));
-    }
-    sim.node.config(&format!(
-        "  qga_socket_dir: {d}/qga\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock}\n  lxc_path: {lxcpath}\n  lxc_transport: native\nsyslog: {d}/syslog.sock\nagent:\n  wait: 5s\n  timeout: 2s\n",
-        d = sim.node.dir.path().display(),
-        lock = cts.lock_dir().display(),
-        lxcpath = cts.lxcpath(),
-    ));
+    let sim = SimNode::for_containers(&cts, "5s", "2s");
     for id in [PRIV, IDMAPPED] {
         sim.ct(id, "arch: amd64\n");
         sim.node.manifest(id, "guest: lxc\nfiles:\n  - {dest: /mnt/trap/secret, key: samba/password}\n  - {dest: /run/ok, key: app/api_token}\n");

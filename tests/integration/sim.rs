@@ -143,6 +143,22 @@ impl SimNode {
         }
     }
 
+    /// A simulated node for the real containers of `cts` (native transport, the stand-ins
+    /// pointed at their lxcpath), with `agent.wait` and `agent.timeout` as given.
+    pub fn for_containers(cts: &crate::guests::Containers, wait: &str, timeout: &str) -> SimNode {
+        let mut sim = SimNode::new(VAULT_JSON.as_bytes(), "  lxc_transport: native\n");
+        for (k, v) in cts.env() {
+            sim.env.push((k.to_string(), v));
+        }
+        sim.node.config(&format!(
+            "  qga_socket_dir: {d}/qga\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock}\n  lxc_path: {lxcpath}\n  lxc_transport: native\nsyslog: {d}/syslog.sock\nagent:\n  wait: {wait}\n  timeout: {timeout}\n",
+            d = sim.node.dir.path().display(),
+            lock = cts.lock_dir().display(),
+            lxcpath = cts.lxcpath(),
+        ));
+        sim
+    }
+
     /// Wait until no delivery worker holds its lock (they hold it until they exit).
     pub fn workers_done(&self) {
         self.eventually(30, "the delivery workers to exit", || {

@@ -102,7 +102,8 @@ fn boot_of(pid: i32) -> Option<String> {
 /// mount the container planted): it runs in a thread of its own, waited for at most
 /// `timeout`. A walk that does not return is left behind, and the container is not walked
 /// again while it lives, so a hostile container costs one stuck thread, never a stuck
-/// caller. A caller that got that error must not fork afterwards.
+/// caller. A walk that returns is joined; a caller that got the timeout error must not
+/// fork afterwards (`sys::fork_child` needs a single-threaded process).
 pub fn probe(
     lxc_info: &str,
     vmid: Vmid,
@@ -149,16 +150,23 @@ pub fn probe(
             }
             let _ = tx.send(files);
         });
-    if let Err(e) = walker {
-        if let Ok(mut w) = WALKING.lock() {
-            w.remove(&vmid.get());
+    let walker = match walker {
+        Ok(w) => w,
+        Err(e) => {
+            if let Ok(mut w) = WALKING.lock() {
+                w.remove(&vmid.get());
+            }
+            return Err(DeliverError::Unreachable(format!(
+                "cannot start a thread: {e}"
+            )));
         }
-        return Err(DeliverError::Unreachable(format!(
-            "cannot start a thread: {e}"
-        )));
-    }
+    };
     match rx.recv_timeout(timeout) {
-        Ok(files) => Ok(super::Observed { boot, files }),
+        Ok(files) => {
+            // Joined, so that no thread is left when the caller forks a writer next.
+            let _ = walker.join();
+            Ok(super::Observed { boot, files })
+        }
         Err(_) => Err(DeliverError::Unreachable(format!(
             "container {vmid}: looking at its files did not finish within {:.0}s (a filesystem in it that does not answer?)",
             timeout.as_secs_f64()
