@@ -22,6 +22,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 #[derive(Clone, Debug)]
 pub struct Audit {
     path: Utf8PathBuf,
+    /// Where lines go when `path` cannot be written (a log on pmxcfs, read-only while the
+    /// node has no quorum): each such line says why in `audit_fallback`.
+    fallback: Option<Utf8PathBuf>,
 }
 
 /// One event to record: an action, its outcome and its details.
@@ -68,6 +71,15 @@ impl Audit {
     pub fn new(path: &Utf8Path) -> Audit {
         Audit {
             path: path.to_owned(),
+            fallback: None,
+        }
+    }
+
+    /// The audit log of `cfg` (`audit_log`, else `audit_fallback`).
+    pub fn of(cfg: &crate::config::Config) -> Audit {
+        Audit {
+            path: cfg.audit_log.clone(),
+            fallback: Some(cfg.audit_fallback.clone()).filter(|f| *f != cfg.audit_log),
         }
     }
 
@@ -76,55 +88,79 @@ impl Audit {
         &self.path
     }
 
-    /// Append `events` as consecutive lines, atomically with respect to other writers.
+    /// Append `events` as consecutive lines, atomically with respect to other writers; to
+    /// the fallback log, saying why, when the log cannot be written.
     pub fn record(&self, events: &[Event]) -> std::io::Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_str().is_empty()) {
-            fs::create_dir_all(dir)?;
-        }
-        let mut f = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&self.path)?;
-        f.lock()?;
-        let mut prev = last_line_hash(&mut f)?;
-        let mut out = Vec::new();
-        let time = now_rfc3339();
-        // Looked up here, not in `new`: a hook with nothing to record reads nothing.
-        let (node, actor) = (node_name(), actor());
-        for e in events {
-            let mut m = Map::new();
-            m.insert("time".into(), json!(time));
-            m.insert("node".into(), json!(node));
-            m.insert(
-                "vmid".into(),
-                e.vmid.map_or(Value::Null, |v| json!(v.get())),
-            );
-            m.insert("phase".into(), json!(e.phase));
-            m.insert("actor".into(), json!(actor));
-            m.insert("action".into(), json!(e.action));
-            m.insert("outcome".into(), json!(e.outcome));
-            for (k, v) in &e.details {
-                m.insert(k.clone(), v.clone());
-            }
-            m.insert("prev".into(), json!(prev));
-            let line = serde_json::to_vec(&Value::Object(m)).map_err(std::io::Error::other)?;
-            prev = crate::types::hex(&Sha256::digest(&line));
-            out.extend_from_slice(&line);
-            out.push(b'\n');
-        }
-        // One write(2) under the exclusive lock: other writers never see half a batch.
-        // No fsync: every hook writes here, and on a boot storm (or a node on spinning
-        // disks) a per-event fsync would serialise the starts behind the disk. The kernel
-        // writes the lines back within seconds; a power cut can lose the last of them,
-        // which `audit --verify` cannot tell from a shorter log, and never breaks the chain.
-        f.write_all(&out)?;
-        f.unlock()
+        let e = match append(&self.path, events) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let Some(fallback) = &self.fallback else {
+            return Err(e);
+        };
+        let why = format!("{}: {e}", self.path);
+        let marked: Vec<Event> = events
+            .iter()
+            .cloned()
+            .map(|ev| ev.with("audit_fallback", why.clone()))
+            .collect();
+        append(fallback, &marked)?;
+        log::warn!(
+            "cannot write the audit log `{}` ({e}); these events went to `{fallback}`",
+            self.path
+        );
+        Ok(())
     }
+}
+
+/// Append `events` to the log at `path`.
+fn append(path: &Utf8Path, events: &[Event]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    let mut f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    f.lock()?;
+    let mut prev = last_line_hash(&mut f)?;
+    let mut out = Vec::new();
+    let time = now_rfc3339();
+    // Looked up here, not in `new`: a hook with nothing to record reads nothing.
+    let (node, actor) = (node_name(), actor());
+    for e in events {
+        let mut m = Map::new();
+        m.insert("time".into(), json!(time));
+        m.insert("node".into(), json!(node));
+        m.insert(
+            "vmid".into(),
+            e.vmid.map_or(Value::Null, |v| json!(v.get())),
+        );
+        m.insert("phase".into(), json!(e.phase));
+        m.insert("actor".into(), json!(actor));
+        m.insert("action".into(), json!(e.action));
+        m.insert("outcome".into(), json!(e.outcome));
+        for (k, v) in &e.details {
+            m.insert(k.clone(), v.clone());
+        }
+        m.insert("prev".into(), json!(prev));
+        let line = serde_json::to_vec(&Value::Object(m)).map_err(std::io::Error::other)?;
+        prev = crate::types::hex(&Sha256::digest(&line));
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+    }
+    // One write(2) under the exclusive lock: other writers never see half a batch.
+    // No fsync: every hook writes here, and on a boot storm (or a node on spinning
+    // disks) a per-event fsync would serialise the starts behind the disk. The kernel
+    // writes the lines back within seconds; a power cut can lose the last of them,
+    // which `audit --verify` cannot tell from a shorter log, and never breaks the chain.
+    f.write_all(&out)?;
+    f.unlock()
 }
 
 /// Record `events`, logging (never failing) when the log cannot be written; whether it

@@ -39,6 +39,9 @@ pub struct Config {
     pub manifests: Utf8PathBuf,
     /// The audit log (JSON lines).
     pub audit_log: Utf8PathBuf,
+    /// A node-local log for audit lines when `audit_log` cannot be written (on pmxcfs
+    /// without quorum).
+    pub audit_fallback: Utf8PathBuf,
     /// Fingerprints (upper-case hex) of the keys allowed to sign the vault; empty means
     /// an unsigned vault is accepted.
     pub signers: Vec<String>,
@@ -117,6 +120,7 @@ impl Default for Config {
             key_passphrase_file: None,
             manifests: "/etc/phx-hook/manifests".into(),
             audit_log: "/var/log/phx-hook/audit.jsonl".into(),
+            audit_fallback: "/var/log/phx-hook/audit.jsonl".into(),
             signers: Vec::new(),
             recipients: "/etc/phx-hook/recipients.asc".into(),
             state_dir: "/run/phx-hook".into(),
@@ -152,6 +156,7 @@ struct RawConfig {
     key_passphrase_file: Option<Spanned<String>>,
     manifests: Option<Spanned<String>>,
     audit_log: Option<Spanned<String>>,
+    audit_fallback: Option<Spanned<String>>,
     signers: Option<Vec<Spanned<String>>>,
     recipients: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
@@ -202,7 +207,32 @@ impl Config {
                 return Config::load(path);
             }
         }
-        Ok(Config::default())
+        let mut cfg = Config::default();
+        cfg.apply_layout(Given::default());
+        Ok(cfg)
+    }
+
+    /// Fill in the places the config did not name (`given`): on a Proxmox VE node (see
+    /// [`Layout`]) cluster-wide under `<pve.config_dir>`, so that any node can start any
+    /// guest (HA recovery, migration); elsewhere node-local under `/etc/phx-hook`.
+    fn apply_layout(&mut self, given: Given) {
+        let l = Layout::of(&self.pve.config_dir, Utf8Path::new(LEGACY_DIR));
+        if !given.vault {
+            self.vault = l.vault;
+        }
+        if !given.recipients {
+            self.recipients = self
+                .vault
+                .parent()
+                .unwrap_or(Utf8Path::new("/"))
+                .join("recipients.asc");
+        }
+        if !given.key {
+            self.key = l.key;
+        }
+        if !given.manifests {
+            self.manifests = l.manifests;
+        }
     }
 
     /// Load and check one config file.
@@ -225,11 +255,19 @@ impl Config {
             source: Some(path.to_owned()),
             ..Config::default()
         };
-        let Some(raw) = raw else { return Ok(cfg) };
+        let Some(raw) = raw else {
+            cfg.apply_layout(Given::default());
+            return Ok(cfg);
+        };
+        let given = Given {
+            vault: raw.vault.is_some(),
+            key: raw.key.is_some(),
+            manifests: raw.manifests.is_some(),
+            recipients: raw.recipients.is_some(),
+        };
         let base = path.parent().unwrap_or(Utf8Path::new("/"));
         let p = |s: Spanned<String>| abs_path(path, base, s);
 
-        let vault_set = raw.vault.is_some();
         if let Some(v) = raw.vault {
             cfg.vault = p(v)?;
         }
@@ -245,16 +283,11 @@ impl Config {
         if let Some(v) = raw.audit_log {
             cfg.audit_log = p(v)?;
         }
-        match raw.recipients {
-            Some(v) => cfg.recipients = p(v)?,
-            None if vault_set => {
-                cfg.recipients = cfg
-                    .vault
-                    .parent()
-                    .unwrap_or(Utf8Path::new("/"))
-                    .join("recipients.asc");
-            }
-            None => {}
+        if let Some(v) = raw.audit_fallback {
+            cfg.audit_fallback = p(v)?;
+        }
+        if let Some(v) = raw.recipients {
+            cfg.recipients = p(v)?;
         }
         for s in raw.signers.unwrap_or_default() {
             let place = Place::of(&s.referenced);
@@ -328,8 +361,86 @@ impl Config {
                 }
             }
         }
+        cfg.apply_layout(given);
         Ok(cfg)
     }
+}
+
+/// Which of the places [`Layout`] fills in the config file named itself.
+#[derive(Default)]
+struct Given {
+    vault: bool,
+    key: bool,
+    manifests: bool,
+    recipients: bool,
+}
+
+/// Where phx-hook keeps its own files off a Proxmox VE cluster (and did before it was
+/// cluster-aware).
+pub const LEGACY_DIR: &str = "/etc/phx-hook";
+
+/// Where the vault, the host key and the manifests are when the config does not say.
+///
+/// On a Proxmox VE node, pmxcfs is mounted at `pve.config_dir` (`/etc/pve`), which
+/// pve-cluster's `PVE::Cluster::check_cfs_is_mounted` recognises by its `local` link:
+/// then the vault and manifests go under `<config_dir>/phx-hook/` and the host key under
+/// `<config_dir>/priv/phx-hook/` (root-only, where Proxmox keeps its own cluster
+/// secrets), replicated to every node, so a guest that HA or a migration moves gets its
+/// secrets there too. A node that already keeps one of them at the node-local place, and
+/// not at the cluster one, keeps using it (`doctor` says how to move it). Off Proxmox,
+/// everything is under `/etc/phx-hook`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// The vault.
+    pub vault: Utf8PathBuf,
+    /// The host key.
+    pub key: Utf8PathBuf,
+    /// The manifests directory.
+    pub manifests: Utf8PathBuf,
+    /// Whether `pve_dir` is a mounted pmxcfs.
+    pub cluster: bool,
+}
+
+impl Layout {
+    /// The layout for a node whose Proxmox config is `pve_dir`, with `legacy` the
+    /// node-local directory.
+    pub fn of(pve_dir: &Utf8Path, legacy: &Utf8Path) -> Layout {
+        let local = (
+            legacy.join("secrets.json.gpg"),
+            legacy.join("host.key"),
+            legacy.join("manifests"),
+        );
+        if !is_pmxcfs(pve_dir) {
+            return Layout {
+                vault: local.0,
+                key: local.1,
+                manifests: local.2,
+                cluster: false,
+            };
+        }
+        let pick = |cluster: Utf8PathBuf, node: Utf8PathBuf| {
+            if !cluster.exists() && node.exists() {
+                node
+            } else {
+                cluster
+            }
+        };
+        Layout {
+            vault: pick(pve_dir.join("phx-hook/secrets.json.gpg"), local.0),
+            key: pick(pve_dir.join("priv/phx-hook/host.key"), local.1),
+            manifests: pick(pve_dir.join("phx-hook/manifests"), local.2),
+            cluster: true,
+        }
+    }
+}
+
+/// Whether `dir` is pmxcfs: its `local` entry is a link (to `nodes/<this node>`), as
+/// pve-cluster's `check_cfs_is_mounted` tests (`-l "/etc/pve/local"`). A plain
+/// `/etc/pve` directory on a host that is not (or not yet) a Proxmox node is not.
+pub fn is_pmxcfs(dir: &Utf8Path) -> bool {
+    dir.join("local")
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
 }
 
 fn is_comment_or_blank(line: &str) -> bool {
@@ -459,6 +570,7 @@ pub fn parse_fingerprint(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn parse(text: &str) -> Result<Config, InputError> {
         Config::parse(Utf8Path::new("/etc/phx-hook/phx-hook.yaml"), text)
@@ -476,6 +588,53 @@ mod tests {
         assert_eq!(c.agent.wait, Duration::from_secs(300));
         assert_eq!(c.agent.timeout, Duration::from_millis(500));
         assert_eq!(c.pve.lxc_transport, LxcTransport::Native);
+    }
+
+    #[test]
+    fn on_a_proxmox_node_the_defaults_are_cluster_wide() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(d.path()).unwrap();
+        let (pve, legacy) = (root.join("pve"), root.join("etc-phx-hook"));
+        fs::create_dir_all(pve.join("nodes/pve1")).unwrap();
+        // Not pmxcfs (no `local` link): node-local.
+        let l = Layout::of(&pve, &legacy);
+        assert!(!l.cluster);
+        assert_eq!(l.vault, legacy.join("secrets.json.gpg"));
+        std::os::unix::fs::symlink("nodes/pve1", pve.join("local")).unwrap();
+        let l = Layout::of(&pve, &legacy);
+        assert!(l.cluster);
+        assert_eq!(l.vault, pve.join("phx-hook/secrets.json.gpg"));
+        assert_eq!(l.key, pve.join("priv/phx-hook/host.key"));
+        assert_eq!(l.manifests, pve.join("phx-hook/manifests"));
+        // An existing node-local vault (and only it) keeps being used.
+        fs::create_dir_all(&legacy).unwrap();
+        fs::write(legacy.join("secrets.json.gpg"), "x").unwrap();
+        let l = Layout::of(&pve, &legacy);
+        assert_eq!(l.vault, legacy.join("secrets.json.gpg"));
+        assert_eq!(l.key, pve.join("priv/phx-hook/host.key"));
+        fs::create_dir_all(pve.join("phx-hook")).unwrap();
+        fs::write(pve.join("phx-hook/secrets.json.gpg"), "x").unwrap();
+        assert_eq!(
+            Layout::of(&pve, &legacy).vault,
+            pve.join("phx-hook/secrets.json.gpg")
+        );
+        // Through a config file that names only pve.config_dir.
+        let c = Config::parse(
+            &root.join("phx-hook.yaml"),
+            &format!("pve:\n  config_dir: {pve}\n"),
+        )
+        .unwrap();
+        assert_eq!(c.manifests, pve.join("phx-hook/manifests"));
+        assert_eq!(c.recipients, pve.join("phx-hook/recipients.asc"));
+        let c = Config::parse(
+            &root.join("phx-hook.yaml"),
+            &format!("vault: /v/s.gpg\npve:\n  config_dir: {pve}\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.vault.as_str(), c.recipients.as_str()),
+            ("/v/s.gpg", "/v/recipients.asc")
+        );
     }
 
     #[test]

@@ -142,10 +142,17 @@ pub fn check_trust(path: &Utf8Path, meta: &fs::Metadata, trust: Trust) -> Result
         ),
     };
     if bad != 0 {
+        // pmxcfs shows fixed modes (0640, and 0600 only below `priv/`) and refuses chmod.
+        let fix = match crate::files::pmxcfs_root(path) {
+            Some(root) => format!(
+                "pmxcfs modes cannot be changed: keep it below {root}/priv/, which only root can read (e.g. {root}/priv/phx-hook/), and name that path in the config"
+            ),
+            None => format!("chmod {want:04o} {path}"),
+        };
         return Err(InputError::Untrusted {
             path: path.to_owned(),
             problem: format!("the {kind} is {what} (mode {mode:04o})"),
-            fix: format!("chmod {want:04o} {path}"),
+            fix,
         });
     }
     Ok(())

@@ -17,7 +17,7 @@ pub mod config;
 pub mod deliver;
 pub mod engine;
 pub mod error;
-pub(crate) mod files;
+pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hardening;

@@ -65,6 +65,11 @@ fn record_path(cfg: &Config, vmid: Vmid) -> Utf8PathBuf {
     registry_dir(cfg).join(format!("{vmid}.json"))
 }
 
+/// Whether `vmid` was registered with `phx-hook register` (it has a record).
+pub fn is_registered(cfg: &Config, vmid: Vmid) -> bool {
+    record_path(cfg, vmid).is_file()
+}
+
 /// Every guest with a registration record.
 pub fn recorded(cfg: &Config) -> Vec<Vmid> {
     let mut out: Vec<Vmid> = fs::read_dir(registry_dir(cfg))
@@ -343,11 +348,8 @@ fn write_record(cfg: &Config, r: &Record) -> Result<(), RegError> {
     let dir = registry_dir(cfg);
     fs::create_dir_all(&dir).map_err(|e| format!("failed to create `{dir}`: {e}"))?;
     let path = dir.join(format!("{}.json", r.vmid));
-    let tmp = dir.join(format!(".{}.json.tmp", r.vmid));
     let text = serde_json::to_string_pretty(r).map_err(|e| e.to_string())?;
-    fs::write(&tmp, text + "\n")
-        .and_then(|()| fs::rename(&tmp, &path))
-        .map_err(|e| format!("failed to write `{path}`: {e}"))
+    crate::files::replace(&path, (text + "\n").as_bytes(), 0o640, false)
 }
 
 /// What `unregister` did.

@@ -47,7 +47,7 @@ pub(crate) fn run(vmid: Vmid, phase: &str, config: Option<&Utf8Path>) -> Exit {
             };
         }
     };
-    let audit = Audit::new(&cfg.audit_log);
+    let audit = Audit::of(&cfg);
     let code = match &phase {
         Phase::PreStart => pre_start(&cfg, &audit, vmid),
         Phase::PostStart => post_start(&cfg, &audit, vmid, config),
@@ -76,7 +76,7 @@ pub(crate) fn run(vmid: Vmid, phase: &str, config: Option<&Utf8Path>) -> Exit {
 fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
     let check = hook::prepare(cfg, vmid);
     if matches!(check, Check::NoManifest) {
-        return Exit::Ok;
+        return no_manifest(cfg, audit, vmid);
     }
     let guest = crate::pve::find_guest(&cfg.pve.config_dir, vmid).ok();
     let start = Start::detect(guest.as_ref());
@@ -154,6 +154,45 @@ fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
             Exit::Ok
         }
     }
+}
+
+/// pre-start of a guest without a manifest. A guest registered with `phx-hook register`
+/// expects its secrets: a missing manifest (a node-local manifests directory on the node
+/// HA or a migration moved it to, say) fails the start, instead of booting it without
+/// them. Any other guest (a clone that inherited the hookscript) starts, with a warning.
+fn no_manifest(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
+    let path = cfg.manifests.join(format!("{vmid}.yaml"));
+    if !crate::register::is_registered(cfg, vmid) {
+        let ours = crate::pve::find_guest(&cfg.pve.config_dir, vmid)
+            .ok()
+            .and_then(|g| g.get("hookscript"))
+            .is_some_and(|h| crate::register::is_ours(&h));
+        if ours {
+            eprintln!(
+                "phx-hook: warning: guest {vmid} has phx-hook as its hookscript but was not registered (a clone?) and has no manifest (`{path}`): nothing to deliver"
+            );
+        }
+        return Exit::Ok;
+    }
+    let local = if crate::config::is_pmxcfs(&cfg.pve.config_dir)
+        && crate::files::pmxcfs_root(&cfg.manifests).is_none()
+    {
+        format!(
+            "; the manifests are node-local, so every node needs them (or move them to {}/phx-hook/manifests, which every node sees)",
+            cfg.pve.config_dir
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "phx-hook: guest {vmid} is registered with phx-hook but this node has no manifest for it: `{path}` is missing{local}. Restore it, or `phx-hook unregister {vmid}`."
+    );
+    write_audit(
+        audit,
+        &[Event::new(Some(vmid), "pre-start", "validate", "failed")
+            .with("error", format!("no manifest at {path}"))],
+    );
+    Exit::Failed
 }
 
 /// Why post-start must not start a worker, if it must not.
@@ -261,7 +300,7 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
         Err(_) => return Exit::Failed,
     };
     let sys = Syslog::new(&cfg.syslog);
-    let audit = Audit::new(&cfg.audit_log);
+    let audit = Audit::of(&cfg);
     // This start owns the guest from now on: a worker of an earlier start that still
     // waits gives up (it checks between waits) and releases the lock.
     let token = match generation::claim(&cfg, vmid) {

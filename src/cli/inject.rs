@@ -170,7 +170,7 @@ fn deliver_now(
 ) -> Result<Exit, Error> {
     let cfg = &ctx.config;
     let vmid = args.vmid;
-    let audit = Audit::new(&cfg.audit_log);
+    let audit = Audit::of(cfg);
     let mut events = vec![decrypt_event(vmid, "inject", &vault.info)];
     let Some(kind) = guest else {
         return Err(Error::Other(format!(

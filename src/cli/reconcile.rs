@@ -450,7 +450,11 @@ fn repair_in_child(
     }
     c.args(["reconcile", "--one", "--vmid", &vmid.to_string()]);
     let out = match crate::deliver::run_bounded(&mut c, None, bound) {
-        Ok((_, out, _)) => out,
+        Ok((_, out, err)) => {
+            // Its warnings (an audit log it could not write, say) are the pass's.
+            let _ = std::io::stderr().write_all(&err);
+            out
+        }
         Err(e) => {
             return GuestResult::new(vmid, "failed", Some(format!("the repair: {e}")));
         }
@@ -510,7 +514,7 @@ fn plan_for(
 /// Repair one guest, in this process: the engine's `Mode::Diff`.
 fn repair_one(cfg: &Config, vmid: Vmid) -> GuestResult {
     let sys = Syslog::new(&cfg.syslog);
-    let audit = Audit::new(&cfg.audit_log);
+    let audit = Audit::of(cfg);
     let _lock = match hook::worker_lock_wait(cfg, vmid, Duration::ZERO) {
         Ok(Some(l)) => l,
         _ => return GuestResult::new(vmid, "skipped", Some("a delivery is running".into())),
@@ -642,8 +646,18 @@ fn watch(
     config: Option<&camino::Utf8Path>,
 ) -> Result<Exit, Error> {
     use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let sys = Syslog::new(&cfg.syslog);
+    // Without inotify (the user's instances used up, say) the interval still holds.
     let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
-        .map_err(|e| Error::Other(format!("inotify: {e}")))?;
+        .inspect_err(|e| {
+            let line = format!(
+                "reconcile: cannot watch for changes ({e}); passing every {:.0}s only",
+                args.interval.as_secs_f64()
+            );
+            eprintln!("phx-hook: warning: {line}");
+            sys.log(Level::Warning, &line);
+        })
+        .ok();
     let mask = AddWatchFlags::IN_CLOSE_WRITE
         | AddWatchFlags::IN_MOVED_TO
         | AddWatchFlags::IN_CREATE
@@ -658,10 +672,11 @@ fn watch(
     }
     dirs.sort();
     dirs.dedup();
-    for d in &dirs {
-        let _ = ino.add_watch(d.as_std_path(), mask);
+    if let Some(ino) = &ino {
+        for d in &dirs {
+            let _ = ino.add_watch(d.as_std_path(), mask);
+        }
     }
-    let sys = Syslog::new(&cfg.syslog);
     sys.log(
         Level::Info,
         &format!(
@@ -691,6 +706,10 @@ fn watch(
         let mut changed = false;
         while Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
+            let Some(ino) = &ino else {
+                std::thread::sleep(left.min(Duration::from_secs(1)));
+                continue;
+            };
             let ms = u16::try_from(left.as_millis().min(1000)).unwrap_or(1000);
             let mut fds = [nix::poll::PollFd::new(
                 ino.as_fd(),

@@ -49,7 +49,7 @@ fn exe() -> Result<Utf8PathBuf, Error> {
 pub(crate) fn run(args: RegisterArgs, ctx: &Context) -> Result<Exit, Error> {
     let cfg = &ctx.config;
     let exe = exe()?;
-    let audit = Audit::new(&cfg.audit_log);
+    let audit = Audit::of(cfg);
     let storage = match args.storage {
         Some(s) => s,
         None => register::default_storage(cfg).map_err(Error::Other)?,
@@ -89,7 +89,7 @@ pub(crate) fn run(args: RegisterArgs, ctx: &Context) -> Result<Exit, Error> {
 
 pub(crate) fn run_unregister(args: UnregisterArgs, ctx: &Context) -> Result<Exit, Error> {
     let cfg = &ctx.config;
-    let audit = Audit::new(&cfg.audit_log);
+    let audit = Audit::of(cfg);
     let mut failed = 0;
     for vmid in args.vmids {
         match register::unregister(cfg, vmid) {

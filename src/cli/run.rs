@@ -138,7 +138,7 @@ pub(crate) fn run(args: RunArgs, ctx: &Context) -> Result<Exit, Error> {
         .map(|(_, k)| k.to_string())
         .collect();
     write_audit(
-        &Audit::new(&cfg.audit_log),
+        &Audit::of(cfg),
         &[
             crate::hook::decrypt_event_nohost("run", &vault.info),
             Event::new(None, "run", "run", "ok")

@@ -249,7 +249,7 @@ fn migrate_findings(args: &ScanArgs, ctx: &Context, findings: &[Finding]) -> Res
         eprintln!("rewrote {}", c.path);
     }
     write_audit(
-        &Audit::new(&cfg.audit_log),
+        &Audit::of(cfg),
         &[Event::new(None, "scan", "migrate", "ok")
             .with(
                 "keys",

@@ -282,6 +282,63 @@ impl Doctor {
     }
 }
 
+/// On a Proxmox VE cluster: where phx-hook's files are (cluster-wide, so every node can
+/// start every guest, or node-local, with the move to make), the cluster's nodes, quorum,
+/// and whether the snippets storage is shared.
+fn cluster_checks(d: &mut Doctor, cfg: &crate::config::Config) {
+    let pve_dir = &cfg.pve.config_dir;
+    if !crate::config::is_pmxcfs(pve_dir) {
+        println!(
+            "info  not a Proxmox VE cluster node ({pve_dir} is not pmxcfs): files are node-local"
+        );
+        return;
+    }
+    let nodes = pve::nodes(pve_dir);
+    println!(
+        "info  cluster nodes: {} (this node: {})",
+        if nodes.is_empty() {
+            "-".to_string()
+        } else {
+            nodes.join(", ")
+        },
+        pve::local_node(pve_dir)
+    );
+    let quorate = pve_dir
+        .join("local")
+        .symlink_metadata()
+        .is_ok_and(|m| m.permissions().mode() & 0o200 != 0);
+    if !quorate {
+        d.warn(
+            &format!("no quorum: {pve_dir} is read-only; guests keep running, but none starts and the vault cannot change"),
+            "`pvecm status`; restore the cluster network",
+        );
+    }
+    for (what, path, fix_dir) in [
+        ("vault", &cfg.vault, pve_dir.join("phx-hook")),
+        ("manifests", &cfg.manifests, pve_dir.join("phx-hook")),
+        ("host key", &cfg.key, pve_dir.join("priv/phx-hook")),
+    ] {
+        if crate::files::pmxcfs_root(path).is_some() {
+            d.check(
+                true,
+                &format!("{what}: {path} (cluster-wide: every node sees it)"),
+                "",
+            );
+        } else {
+            d.warn(
+                &format!("{what}: {path} is node-local: a guest that HA or a migration moves to another node finds no {what} there"),
+                &format!("mkdir -p {fix_dir} && mv {path} {fix_dir}/ (and drop `{}:` from the config if it names it)", match what { "host key" => "key", "manifests" => "manifests", _ => "vault" }),
+            );
+        }
+    }
+    if crate::files::pmxcfs_root(&cfg.audit_log).is_some() {
+        d.warn(
+            &format!("audit log {} is on pmxcfs, which holds 1 MiB per file and is read-only without quorum", cfg.audit_log),
+            "keep it node-local (`audit_log: /var/log/phx-hook/audit.jsonl`)",
+        );
+    }
+}
+
 pub(crate) fn doctor(_args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
     let cfg = &ctx.config;
     let mut d = Doctor {
@@ -306,6 +363,8 @@ pub(crate) fn doctor(_args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
         "reinstall phx-hook",
     );
 
+    cluster_checks(&mut d, cfg);
+
     // Snippets storage and the snippet of every registered guest.
     match register::storages(cfg) {
         Ok(st) => {
@@ -315,9 +374,25 @@ pub(crate) fn doctor(_args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
                 .collect();
             d.check(
                 !snip.is_empty(),
-                &format!("snippets storage: {}", snip.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")),
+                &format!(
+                    "snippets storage: {}",
+                    snip.iter()
+                        .map(|s| format!("{} ({})", s.id, if s.shared { "shared" } else { "this node only" }))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 "enable snippets on a directory storage: `pvesm set local --content <current>,snippets`",
             );
+            if crate::config::is_pmxcfs(&cfg.pve.config_dir)
+                && pve::nodes(&cfg.pve.config_dir).len() > 1
+                && !snip.is_empty()
+                && !snip.iter().any(|s| s.shared)
+            {
+                d.warn(
+                    "no shared storage holds snippets: every node that may run a registered guest needs the snippet",
+                    "`phx-hook register <vmid>` on every node, or enable snippets on a shared storage and `phx-hook register <vmid> --storage <it>`",
+                );
+            }
             let mut volids: Vec<String> = guests(&cfg.pve.config_dir)
                 .keys()
                 .filter_map(|id| {

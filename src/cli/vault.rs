@@ -252,7 +252,7 @@ fn author(p: &Paths, k: &KeyArgs, cfg: &Config) -> Result<Author, Error> {
 pub(crate) fn run(args: VaultArgs, ctx: &Context) -> Result<Exit, Error> {
     let cfg = &ctx.config;
     let p = paths(&args, cfg);
-    let audit = Audit::new(&cfg.audit_log);
+    let audit = Audit::of(cfg);
     match args.cmd {
         VaultCmd::Init {
             host_key,

@@ -421,35 +421,10 @@ fn read_private(path: &Utf8Path) -> Result<Zeroizing<Vec<u8>>, AuthorError> {
     Ok(b)
 }
 
-/// Write `bytes` to `path` through a temporary file in the same directory, fsync, rename.
+/// Write `bytes` to `path` through a temporary file in the same directory, fsync, rename
+/// (`files::replace`, which knows pmxcfs's rules).
 pub fn atomic_write(path: &Utf8Path, bytes: &[u8], mode: u32) -> Result<(), AuthorError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_str().is_empty())
-        .unwrap_or(Utf8Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap_or("vault"),
-        std::process::id()
-    ));
-    let r = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    r.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        msg(format!("failed to write `{path}`: {e}"))
-    })
+    crate::files::replace(path, bytes, mode, true).map_err(AuthorError::Msg)
 }
 
 /// A private (0700) temporary directory on a RAM-backed filesystem: `$XDG_RUNTIME_DIR`,

@@ -193,6 +193,18 @@ fn unknown_phases_exit_0_and_guests_without_a_manifest_are_left_alone() {
         r.assert_code(0);
         assert!(r.all().is_empty(), "{}", r.all());
     }
+    // A clone that inherited the hookscript: starts, with a warning in the task log.
+    sim.vm(203, "agent: 1\nhookscript: sim:snippets/phx-hook\n");
+    sim.phx(&["203", "pre-start"])
+        .assert_code(0)
+        .assert_contains("not registered (a clone?)");
+    // A registered guest whose manifest is gone on this node: the start fails, saying
+    // what to do.
+    std::fs::remove_file(sim.path("manifests/201.yaml")).unwrap();
+    sim.tool("qm", &["start", "201"])
+        .assert_code(255)
+        .assert_contains("registered with phx-hook but this node has no manifest")
+        .assert_contains("phx-hook unregister 201");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod authoring;
 mod cli;
+mod cluster;
 mod envfile;
 mod guests;
 mod hook;

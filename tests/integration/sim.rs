@@ -104,6 +104,24 @@ impl SimNode {
         self.node.run_env(args, &env)
     }
 
+    /// [`SimNode::phx`] with `input` on stdin.
+    pub fn phx_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut c = Command::new(BIN)
+            .arg("--config")
+            .arg(self.path("phx-hook.yaml"))
+            .args(args)
+            .envs(self.envs())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(input).unwrap();
+        Run::from(c.wait_with_output().unwrap())
+    }
+
     pub fn syslog(&self) -> String {
         String::from_utf8_lossy(&self.syslog.lock().unwrap()).into_owned()
     }
@@ -157,6 +175,47 @@ impl SimNode {
             lxcpath = cts.lxcpath(),
         ));
         sim
+    }
+
+    /// Turn the simulated `/etc/pve` into what pmxcfs shows on node `name` of a cluster:
+    /// guest configs under `nodes/<name>/`, the `local`, `qemu-server` and `lxc` links
+    /// (pve-cluster pmxcfs.c `create_symlinks`), and phx-hook's files where its
+    /// cluster-wide defaults put them: vault and manifests under `phx-hook/`, the host key
+    /// under `priv/phx-hook/`. The config no longer names them.
+    pub fn make_cluster(&self, name: &str) {
+        let pve = self.path("pve");
+        let node = pve.join("nodes").join(name);
+        fs::create_dir_all(&node).unwrap();
+        for kind in ["qemu-server", "lxc"] {
+            let flat = pve.join(kind);
+            if flat.is_dir() && !flat.is_symlink() {
+                fs::rename(&flat, node.join(kind)).unwrap();
+            } else {
+                fs::create_dir_all(node.join(kind)).unwrap();
+            }
+            let _ = fs::remove_file(&flat);
+            std::os::unix::fs::symlink(format!("nodes/{name}/{kind}"), &flat).unwrap();
+        }
+        let _ = fs::remove_file(pve.join("local"));
+        std::os::unix::fs::symlink(format!("nodes/{name}"), pve.join("local")).unwrap();
+        fs::create_dir_all(pve.join("phx-hook")).unwrap();
+        fs::create_dir_all(pve.join("priv/phx-hook")).unwrap();
+        fs::rename(
+            self.path("secrets.json.gpg"),
+            pve.join("phx-hook/secrets.json.gpg"),
+        )
+        .unwrap();
+        fs::rename(self.path("manifests"), pve.join("phx-hook/manifests")).unwrap();
+        fs::rename(self.path("host.key"), pve.join("priv/phx-hook/host.key")).unwrap();
+        let cfg = fs::read_to_string(self.path("phx-hook.yaml")).unwrap();
+        let kept: String = cfg
+            .lines()
+            .filter(|l| {
+                !(l.starts_with("vault:") || l.starts_with("key:") || l.starts_with("manifests:"))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        self.node.write("phx-hook.yaml", kept.as_bytes());
     }
 
     /// Wait until no delivery worker holds its lock (they hold it until they exit).

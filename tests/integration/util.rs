@@ -37,9 +37,38 @@ pub struct Keys {
 /// `stranger` (signing keys; only `signer` is listed in configs that set `signers`).
 pub const PASSPHRASE: &str = "correct horse";
 
+/// Earlier test runs' GnuPG homes, and the gpg-agent each left running (it watches its
+/// home with inotify, and a machine allows 128 inotify instances per user): removed once
+/// the run that made them is gone.
+fn reap_old_homes() {
+    let Ok(dir) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("phx-hook-gnupg-")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(e.path())
+            .args(["--kill", "gpg-agent"])
+            .stderr(Stdio::null())
+            .status();
+        let _ = fs::remove_dir_all(e.path());
+    }
+}
+
 pub fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
+        reap_old_homes();
         let home = std::env::temp_dir().join(format!("phx-hook-gnupg-{}", std::process::id()));
         let _ = fs::remove_dir_all(&home);
         fs::create_dir_all(&home).unwrap();

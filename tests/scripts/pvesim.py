@@ -202,6 +202,16 @@ def run_stand_in(argv):
     return subprocess.run([tool] + argv[1:]).returncode
 
 
+def check_cfs_quorum():
+    """PVE::Cluster::check_cfs_quorum (pve-cluster src/PVE/Cluster.pm), which the start
+    API calls before anything else (qemu-server API2/Qemu.pm vm_start; pve-container
+    API2/LXC/Status.pm vm_start, and lxc-pve-prestart-hook again): a node without quorum
+    starts no guest. Proxmox tests the mode of /etc/pve/local, which pmxcfs shows without
+    write bits while it has no quorum; here /etc/pve is read-only (a read-only mount)."""
+    if os.statvfs(PVE).f_flag & os.ST_RDONLY:
+        die("cluster not ready - no quorum?")
+
+
 # --- QEMU, as far as the tests need it -------------------------------------------------
 
 def qemu_pidfile(vmid):
