@@ -53,8 +53,11 @@ pub struct Config {
     /// Where the host remembers the highest vault version it accepted (rollback
     /// protection); root-only.
     pub rollback_state: Utf8PathBuf,
-    /// The syslog socket the detached delivery worker logs to.
+    /// The syslog socket the detached delivery worker logs to when the journal does not
+    /// run (or `journal` is off).
     pub syslog: Utf8PathBuf,
+    /// Log to the systemd journal (with structured fields) when it runs.
+    pub journal: bool,
     /// Accept GnuPG 2.4's OCB-encrypted packets (what gpg 2.4 writes for keys that
     /// advertise AEAD).
     pub gnupg_aead: bool,
@@ -126,6 +129,7 @@ impl Default for Config {
             state_dir: "/run/phx-hook".into(),
             rollback_state: "/var/lib/phx-hook/vault-version".into(),
             syslog: "/dev/log".into(),
+            journal: true,
             gnupg_aead: true,
             max_plaintext: DEFAULT_MAX_PLAINTEXT,
             pve: Pve {
@@ -162,6 +166,7 @@ struct RawConfig {
     state_dir: Option<Spanned<String>>,
     rollback_state: Option<Spanned<String>>,
     syslog: Option<Spanned<String>>,
+    journal: Option<bool>,
     gnupg_aead: Option<bool>,
     max_plaintext: Option<Spanned<Scalar>>,
     pve: Option<RawPve>,
@@ -305,6 +310,9 @@ impl Config {
         }
         if let Some(v) = raw.syslog {
             cfg.syslog = p(v)?;
+        }
+        if let Some(v) = raw.journal {
+            cfg.journal = v;
         }
         if let Some(v) = raw.gnupg_aead {
             cfg.gnupg_aead = v;

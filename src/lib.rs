@@ -23,6 +23,7 @@ pub mod fuzzing;
 pub mod hardening;
 pub mod hook;
 pub mod input;
+pub mod logging;
 pub mod manifest;
 pub mod plan;
 pub mod pve;
@@ -30,7 +31,6 @@ pub mod register;
 pub mod scan;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
-pub mod syslog;
 pub mod text;
 pub mod types;
 pub mod vault;

@@ -17,7 +17,7 @@ use super::Exit;
 use crate::audit::{Audit, Event, write as write_audit};
 use crate::config::{CONFIG_ENV, Config};
 use crate::hook::{self, Check, Start, generation};
-use crate::syslog::{Level, Syslog};
+use crate::logging::{Level, Logger};
 use crate::types::{GuestKind, Phase, Vmid};
 
 /// The hidden subcommand the worker runs as.
@@ -299,7 +299,7 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
         Ok(c) => c,
         Err(_) => return Exit::Failed,
     };
-    let sys = Syslog::new(&cfg.syslog);
+    let sys = Logger::for_guest(&cfg, vmid, "post-start");
     let audit = Audit::of(&cfg);
     // This start owns the guest from now on: a worker of an earlier start that still
     // waits gives up (it checks between waits) and releases the lock.
@@ -380,10 +380,7 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
         "post-start",
         crate::engine::Progress {
             log: &mut |ok, msg| sys.log(if ok { Level::Info } else { Level::Err }, &msg),
-            event: &mut |e| {
-                let (ok, line) = event_line(vmid, &e);
-                sys.log(if ok { Level::Info } else { Level::Err }, &line);
-            },
+            event: &mut |e| log_event(&sys, vmid, &e),
             cancel: &cancel,
         },
     );
@@ -408,6 +405,20 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
 }
 
 /// One journal line for a file or `after` command that is done; whether it went well.
+pub(crate) fn log_event(sys: &Logger, vmid: Vmid, e: &crate::deliver::Event<'_>) {
+    let (ok, line) = event_line(vmid, e);
+    let event = match e {
+        crate::deliver::Event::File(_) => "deliver",
+        crate::deliver::Event::After(_) => "after",
+    };
+    let (level, outcome) = if ok {
+        (Level::Info, "ok")
+    } else {
+        (Level::Err, "failed")
+    };
+    sys.event(level, &line, event, outcome, &[]);
+}
+
 pub(crate) fn event_line(vmid: Vmid, e: &crate::deliver::Event<'_>) -> (bool, String) {
     use crate::deliver::Event;
     match e {

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::engine::{self, Change, Mode, Progress, State};
 use crate::error::Error;
 use crate::hook::{self, Prepared};
-use crate::syslog::{Level, Syslog};
+use crate::logging::{Level, Logger};
 use crate::types::{GuestKind, GuestPath, Vmid};
 
 /// Arguments of `reconcile`.
@@ -513,7 +513,7 @@ fn plan_for(
 
 /// Repair one guest, in this process: the engine's `Mode::Diff`.
 fn repair_one(cfg: &Config, vmid: Vmid) -> GuestResult {
-    let sys = Syslog::new(&cfg.syslog);
+    let sys = Logger::for_guest(cfg, vmid, "reconcile");
     let audit = Audit::of(cfg);
     let _lock = match hook::worker_lock_wait(cfg, vmid, Duration::ZERO) {
         Ok(Some(l)) => l,
@@ -536,10 +536,7 @@ fn repair_one(cfg: &Config, vmid: Vmid) -> GuestResult {
         "reconcile",
         Progress {
             log: &mut |ok, msg| sys.log(if ok { Level::Info } else { Level::Err }, &msg),
-            event: &mut |e| {
-                let (ok, line) = super::hook::event_line(vmid, &e);
-                sys.log(if ok { Level::Info } else { Level::Err }, &line);
-            },
+            event: &mut |e| super::hook::log_event(&sys, vmid, &e),
             cancel: &|| None,
         },
     );
@@ -551,13 +548,16 @@ fn repair_one(cfg: &Config, vmid: Vmid) -> GuestResult {
             .any(|f| f.dest == dest && f.outcome.is_ok())
     };
     for c in synced.changes.iter().filter(|c| delivered(&c.dest)) {
-        sys.log(
+        sys.event(
             Level::Info,
             &format!(
                 "guest {vmid}: {} re-delivered ({})",
                 c.dest,
                 c.reason.as_str()
             ),
+            "redeliver",
+            "ok",
+            &[("REASON", c.reason.as_str())],
         );
     }
     if !synced.events.is_empty() {
@@ -646,7 +646,7 @@ fn watch(
     config: Option<&camino::Utf8Path>,
 ) -> Result<Exit, Error> {
     use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-    let sys = Syslog::new(&cfg.syslog);
+    let sys = Logger::new(cfg);
     // Without inotify (the user's instances used up, say) the interval still holds.
     let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
         .inspect_err(|e| {

@@ -13,6 +13,7 @@ mod hostile_agent;
 mod hostile_guest;
 mod hostile_vault;
 mod inputs;
+mod journal;
 mod lifecycle;
 mod lxc;
 mod qga;

@@ -228,7 +228,7 @@ impl Node {
         self.write(
             "phx-hook.yaml",
             format!(
-                "vault: {d}/secrets.json.gpg\nkey: {d}/host.key\nmanifests: {d}/manifests\naudit_log: {d}/audit.jsonl\nrollback_state: {d}/vault-version\nstate_dir: {d}/run\npve:\n  config_dir: {d}/pve\n{extra}"
+                "vault: {d}/secrets.json.gpg\nkey: {d}/host.key\nmanifests: {d}/manifests\naudit_log: {d}/audit.jsonl\nrollback_state: {d}/vault-version\nstate_dir: {d}/run\njournal: false\npve:\n  config_dir: {d}/pve\n{extra}"
             )
             .as_bytes(),
         );
