@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint demo ci deps forbid bench shellcheck fuzz
+.PHONY: all build test lint demo ci deps forbid bench shellcheck fuzz deb deb-test
 
 all: build
 
@@ -30,7 +30,7 @@ shellcheck:
 	  if head -1 "$$p" | grep -q standalone; then shellcheck -s sh "$$p" || exit 1; continue; fi; \
 	  cat src/deliver/guest/lib.sh "$$p" | shellcheck -s sh - || { echo "shellcheck: $$p" >&2; exit 1; }; \
 	done
-	shellcheck tests/scripts/*.sh hooks/phx-hook
+	shellcheck tests/scripts/*.sh hooks/phx-hook debian/postinst debian/prerm debian/postrm
 
 ## forbid: module-boundary rules from STYLE.md §5.2, and no leftover markers.
 forbid:
@@ -54,6 +54,24 @@ bench: deps
 	python3 bench/run.py target/bench/phx-hook target/bench BENCHMARKS.md target/bench/criterion.txt
 	PHX_BENCH_FIXTURES=$(CURDIR)/target/bench/fx $(CARGO) bench --locked --bench inprocess 2>/dev/null | grep -E "^[a-z].*|time:" | paste - - | sed 's/  */ /g' > target/bench/criterion.txt
 	python3 bench/run.py --criterion-only target/bench/criterion.txt BENCHMARKS.md
+
+## deb: the Debian package (cargo-deb) in target/debian/: the release binary in
+## /usr/sbin, the man page and completions generated from the command-line definitions,
+## the reconciler's units and the snippet pointing at /usr/sbin/phx-hook.
+deb: build
+	tests/scripts/install-deps.sh deb
+	rm -rf target/deb-assets && mkdir -p target/deb-assets/completions target/deb-assets/systemd target/deb-assets/snippet
+	target/release/phx-hook generate man | gzip -9n > target/deb-assets/phx-hook.1.gz
+	target/release/phx-hook generate bash > target/deb-assets/completions/phx-hook
+	target/release/phx-hook generate zsh > target/deb-assets/completions/_phx-hook
+	target/release/phx-hook generate fish > target/deb-assets/completions/phx-hook.fish
+	for u in contrib/systemd/*; do sed 's|/usr/local/sbin/phx-hook|/usr/sbin/phx-hook|g' "$$u" > target/deb-assets/systemd/$$(basename "$$u"); done
+	sed 's|/usr/local/sbin/phx-hook|/usr/sbin/phx-hook|g' hooks/phx-hook > target/deb-assets/snippet/phx-hook
+	cargo deb --no-build --no-strip --output target/debian/
+
+## deb-test: install the package on this machine, use it, remove and purge it.
+deb-test: deb
+	tests/scripts/deb-test.sh target/debian/phx-hook_*.deb
 
 ## fuzz: every fuzz target for FUZZ_SECONDS each (default 60); writes FUZZING.md.
 FUZZ_SECONDS ?= 60

@@ -118,6 +118,13 @@ enum Command {
     Run(run::RunArgs),
     /// Find hardcoded secrets in scripts and configs (and their git history); migrate them.
     Scan(scan::ScanArgs),
+    /// Write the man page or a shell's completions to stdout (for packagers).
+    #[command(hide = true)]
+    Generate {
+        /// `man`, or a shell: `bash`, `zsh`, `fish`.
+        #[arg(value_parser = ["man", "bash", "zsh", "fish"])]
+        what: String,
+    },
     /// The detached delivery worker (started by the post-start hook).
     #[command(name = "__worker", hide = true)]
     Worker {
@@ -211,6 +218,31 @@ fn is_hook_mode(args: &[OsString]) -> bool {
     false
 }
 
+/// The man page (clap_mangen) or completions (clap_complete), from the same definitions
+/// the parser uses, so they never drift from the command line.
+fn generate(what: &str) -> Result<Exit, Error> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    let shell = match what {
+        "man" => {
+            clap_mangen::Man::new(cmd.clone())
+                .render(&mut out)
+                .map_err(|e| Error::Other(format!("cannot render the man page: {e}")))?;
+            None
+        }
+        "bash" => Some(clap_complete::Shell::Bash),
+        "zsh" => Some(clap_complete::Shell::Zsh),
+        _ => Some(clap_complete::Shell::Fish),
+    };
+    if let Some(shell) = shell {
+        clap_complete::generate(shell, &mut cmd, "phx-hook", &mut out);
+    }
+    std::io::Write::write_all(&mut std::io::stdout(), &out)
+        .map_err(|e| Error::Other(format!("cannot write: {e}")))?;
+    Ok(Exit::Ok)
+}
+
 fn dispatch(global: &Global, mode: Mode) -> Result<Exit, Error> {
     let env = std::env::var(CONFIG_ENV).ok();
     let load = || Config::discover(global.config.as_deref(), env.as_deref());
@@ -219,6 +251,8 @@ fn dispatch(global: &Global, mode: Mode) -> Result<Exit, Error> {
         Mode::Command(Command::Worker { vmid, stage2 }) => {
             Ok(hook::worker(vmid, stage2, global.config.as_deref()))
         }
+        // Needs no config: packagers run it at build time.
+        Mode::Command(Command::Generate { what }) => generate(&what),
         Mode::Command(command) => {
             let ctx = Context { config: load()? };
             match command {
@@ -233,7 +267,7 @@ fn dispatch(global: &Global, mode: Mode) -> Result<Exit, Error> {
                 Command::Vault(args) => vault::run(args, &ctx),
                 Command::Run(args) => run::run(args, &ctx),
                 Command::Scan(args) => scan::run(args, &ctx),
-                Command::Worker { .. } => Ok(Exit::Usage),
+                Command::Worker { .. } | Command::Generate { .. } => Ok(Exit::Usage),
             }
         }
     }

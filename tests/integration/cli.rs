@@ -206,3 +206,26 @@ fn the_demo_runs_end_to_end() {
     }
     assert!(!text.contains("demo-samba-pw"));
 }
+
+/// The man page and completions come from the parser's own definitions and need no
+/// config (packagers generate them at build time).
+#[test]
+fn man_page_and_completions_are_generated() {
+    let run = |what: &str| {
+        let out = std::process::Command::new(BIN)
+            .args(["--config", "/nonexistent/phx-hook.yaml", "generate", what])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{what}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let man = run("man");
+    assert!(man.starts_with(".ie") && man.contains(".TH phx-hook 1"), "{man}");
+    for cmd in ["reconcile", "inject", "register", "doctor"] {
+        assert!(man.contains(cmd), "the man page lacks {cmd}");
+    }
+    assert!(!man.contains("__worker") && !man.contains("generate"), "hidden commands leaked");
+    assert!(run("bash").contains("complete -F _phx__hook"));
+    assert!(run("zsh").starts_with("#compdef phx-hook"));
+    assert!(run("fish").contains("complete -c phx-hook"));
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages phx-hook's tests and demo need, only when missing.
-# Usage: install-deps.sh [test|demo]
+# Usage: install-deps.sh [test|demo|bench|deb]
 set -euo pipefail
 
 # gnupg: the real gpg makes every key and vault the tests decrypt.
@@ -17,6 +17,9 @@ pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc python3 python3-
   systemd gcc libc6-dev shellcheck inotify-tools)
 # make bench also needs: the baseline hook's jq, hyperfine, valgrind (callgrind).
 if [ "${1:-}" = bench ]; then pkgs+=(jq hyperfine valgrind); fi
+# make deb / deb-test: man-db renders the man page, bash-completion loads completions,
+# dpkg-dev gives cargo-deb dpkg-shlibdeps.
+if [ "${1:-}" = deb ]; then pkgs+=(man-db bash-completion dpkg-dev); fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -37,4 +40,8 @@ fi
 # must know it.
 if ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
   [ "$(id -u)" -eq 0 ] && apt-get update -q
+fi
+# make deb: cargo-deb, from crates.io, pinned.
+if [ "${1:-}" = deb ] && ! cargo deb --version 2>/dev/null | grep -q "^cargo-deb ${CARGO_DEB_VERSION:=3.8.0}"; then
+  cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
 fi
