@@ -17,8 +17,13 @@ use crate::types::Vmid;
 )]
 pub(crate) struct RegisterArgs {
     /// Guests to register.
-    #[arg(value_name = "VMID", required = true)]
+    #[arg(value_name = "VMID", required_unless_present = "node")]
     vmids: Vec<Vmid>,
+
+    /// Set this node up for every registered guest instead: install the snippet each one
+    /// names (a node that joined the cluster, or was reinstalled). Changes no guest.
+    #[arg(long, conflicts_with_all = ["vmids", "storage", "chain"])]
+    node: bool,
 
     /// The storage whose `snippets` directory gets the hookscript (default: a shared
     /// storage with snippets content, else `local`, else another with snippets content).
@@ -49,6 +54,9 @@ fn exe() -> Result<Utf8PathBuf, Error> {
 pub(crate) fn run(args: RegisterArgs, ctx: &Context) -> Result<Exit, Error> {
     let cfg = &ctx.config;
     let exe = exe()?;
+    if args.node {
+        return node_setup(cfg, &exe);
+    }
     let audit = Audit::of(cfg);
     let storage = match args.storage {
         Some(s) => s,
@@ -81,6 +89,32 @@ pub(crate) fn run(args: RegisterArgs, ctx: &Context) -> Result<Exit, Error> {
                     &audit,
                     &[Event::new(Some(vmid), "register", "register", "failed").with("error", e)],
                 );
+            }
+        }
+    }
+    Ok(if failed == 0 { Exit::Ok } else { Exit::Failed })
+}
+
+/// `register --node`: the snippet of every registered guest's hookscript, on this node.
+fn node_setup(cfg: &crate::config::Config, exe: &camino::Utf8Path) -> Result<Exit, Error> {
+    let mut stores: Vec<String> = register::recorded(cfg)
+        .into_iter()
+        .filter_map(|vmid| register::record(cfg, vmid))
+        .filter_map(|r| r.hookscript.split_once(':').map(|(s, _)| s.to_string()))
+        .collect();
+    stores.sort();
+    stores.dedup();
+    if stores.is_empty() {
+        println!("no guest is registered: nothing to set up on this node");
+        return Ok(Exit::Ok);
+    }
+    let mut failed = 0;
+    for store in stores {
+        match register::snippets_dir(cfg, &store).and_then(|d| register::install_snippet(&d, exe)) {
+            Ok(path) => println!("{store}: snippet {path} runs {exe}"),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {store}: {e}");
             }
         }
     }

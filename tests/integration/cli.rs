@@ -220,11 +220,17 @@ fn man_page_and_completions_are_generated() {
         String::from_utf8(out.stdout).unwrap()
     };
     let man = run("man");
-    assert!(man.starts_with(".ie") && man.contains(".TH phx-hook 1"), "{man}");
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH phx-hook 1"),
+        "{man}"
+    );
     for cmd in ["reconcile", "inject", "register", "doctor"] {
         assert!(man.contains(cmd), "the man page lacks {cmd}");
     }
-    assert!(!man.contains("__worker") && !man.contains("generate"), "hidden commands leaked");
+    assert!(
+        !man.contains("__worker") && !man.contains("generate"),
+        "hidden commands leaked"
+    );
     assert!(run("bash").contains("complete -F _phx__hook"));
     assert!(run("zsh").starts_with("#compdef phx-hook"));
     assert!(run("fish").contains("complete -c phx-hook"));

@@ -43,6 +43,16 @@ fn a_guest_moved_to_another_node_gets_its_secrets_there() {
     sim.node.manifest(201, VM201);
     sim.phx(&["register", "201"]).assert_code(0);
     sim.make_cluster("pve2");
+    // A node that joins has no snippet on node-local storage; the package's postinst
+    // runs `register --node`, which puts it there and changes no guest.
+    let snippet = sim.path("storage/snippets/phx-hook");
+    fs::remove_file(&snippet).unwrap();
+    let conf_before = sim.conf("qemu-server", 201);
+    sim.phx(&["register", "--node"])
+        .assert_code(0)
+        .assert_contains("sim: snippet");
+    assert!(fs::read_to_string(&snippet).unwrap().contains(BIN));
+    assert_eq!(sim.conf("qemu-server", 201), conf_before);
     let agent = LateAgent::install_after(&sim, 201, 0);
     let r = sim.phx(&["check"]);
     r.assert_code(0);
