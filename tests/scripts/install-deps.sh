@@ -42,6 +42,7 @@ if ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
   [ "$(id -u)" -eq 0 ] && apt-get update -q
 fi
 # make deb: cargo-deb, from crates.io, pinned.
-if [ "${1:-}" = deb ] && ! cargo deb --version 2>/dev/null | grep -q "^cargo-deb ${CARGO_DEB_VERSION:=3.8.0}"; then
+CARGO_DEB_VERSION=3.8.0
+if [ "${1:-}" = deb ] && ! cargo deb --version 2>/dev/null | grep -q "^cargo-deb $CARGO_DEB_VERSION\$"; then
   cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
 fi
