@@ -260,7 +260,13 @@ impl Node {
 
     /// Run phx-hook with this node's config and extra environment variables.
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = Command::new(BIN)
+        self.finish(Command::new(BIN), args, env)
+    }
+
+    /// `cmd` (phx-hook, or a wrapper whose argv ends with it) with this node's config and
+    /// `args`, no stdin, the caller's config and log level unset.
+    fn finish(&self, mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = cmd
             .envs(env.iter().copied())
             .arg("--config")
             .arg(self.path("phx-hook.yaml"))
@@ -399,18 +405,8 @@ impl Node {
     /// [`Node::run`] under an address-space limit of `mib` MiB (`prlimit --as`): a run
     /// that tries to allocate more fails instead of succeeding slowly.
     pub fn run_limited(&self, mib: u64, args: &[&str]) -> Run {
-        let out = Command::new("prlimit")
-            .arg(format!("--as={}", mib << 20))
-            .arg("--")
-            .arg(BIN)
-            .arg("--config")
-            .arg(self.path("phx-hook.yaml"))
-            .args(args)
-            .env_remove("PHX_HOOK_CONFIG")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        Run::from(out)
+        let mut c = Command::new("prlimit");
+        c.arg(format!("--as={}", mib << 20)).arg("--").arg(BIN);
+        self.finish(c, args, &[])
     }
 }

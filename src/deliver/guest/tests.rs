@@ -392,6 +392,66 @@ fn victim_intact(v: &Path) {
     assert_eq!(fs::read(v).unwrap(), b"ORIGINAL-SHADOW\n", "victim written");
 }
 
+/// A racing scene: guest tools slowed down, a home directory of uid 1000 where the
+/// attacker swaps names, and a root-only victim file.
+struct Race {
+    _t: tempfile::TempDir,
+    bin: PathBuf,
+    home: PathBuf,
+    victim: PathBuf,
+    attacker: Attacker,
+}
+
+fn race(shell: Shell) -> Race {
+    let t = scratch();
+    let p = t.path().to_path_buf();
+    let bin = tool_dir(&p, shell, true, Some("0.05"));
+    let home = p.join("home/app");
+    fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
+    let victim = victim(&p);
+    let attacker = Attacker::start(&home, &victim, &p.join("attack.log"));
+    Race {
+        _t: t,
+        bin,
+        home,
+        victim,
+        attacker,
+    }
+}
+
+impl Race {
+    /// The attacker raced, and gained nothing: the victim is intact, and neither its FIFO
+    /// nor any file of its own holds `needle`.
+    fn nothing_gained(&self, shell: Shell, needle: &[u8]) {
+        assert!(
+            self.attacker.swaps() > 0,
+            "{shell:?}: the attacker never got to swap anything"
+        );
+        victim_intact(&self.victim);
+        assert!(
+            !self
+                .attacker
+                .fifo_data()
+                .windows(needle.len())
+                .any(|w| w == needle),
+            "{shell:?}: the secret went into the attacker's FIFO"
+        );
+        for e in fs::read_dir(&self.home).unwrap().flatten() {
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            if m.uid() == 1000 && m.is_file() {
+                assert!(
+                    !fs::read(e.path())
+                        .unwrap()
+                        .windows(needle.len())
+                        .any(|w| w == needle),
+                    "{shell:?}: a file of the attacker's holds the secret"
+                );
+            }
+        }
+    }
+}
+
 /// Regression (issue 12, point 1): root in the VM for an unprivileged guest user. The
 /// old program ran `chown`, `chmod` and `cat >>` on the temporary name, which the user
 /// swapped for a link to /etc/shadow (made theirs, and appended to) or a FIFO (which
@@ -399,14 +459,8 @@ fn victim_intact(v: &Path) {
 #[test]
 fn a_racing_user_gains_nothing_from_the_batch_program() {
     for shell in [Shell::Dash, Shell::Busybox] {
-        let t = scratch();
-        let p = t.path();
-        let bin = tool_dir(p, shell, true, Some("0.05"));
-        let home = p.join("home/app");
-        fs::create_dir_all(&home).unwrap();
-        std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
-        let v = victim(p);
-        let a = Attacker::start(&home, &v, &p.join("attack.log"));
+        let r = race(shell);
+        let (bin, home) = (&r.bin, &r.home);
         let secret = b"RACE-SECRET-9f8e7d";
         let mut oks = 0;
         for _ in 0..12 {
@@ -422,7 +476,7 @@ fn a_racing_user_gains_nothing_from_the_batch_program() {
                     ..f(format!("{}/other", home.display()), &secret[..])
                 },
             ];
-            let (_, out, _) = run(shell, &AGENT_BATCH, &bin, &batch_input(&files));
+            let (_, out, _) = run(shell, &AGENT_BATCH, bin, &batch_input(&files));
             oks += out.lines().filter(|l| l.starts_with("ok ")).count();
             for l in out.lines() {
                 assert!(
@@ -431,30 +485,13 @@ fn a_racing_user_gains_nothing_from_the_batch_program() {
                 );
             }
         }
-        assert!(
-            a.swaps() > 0,
-            "{shell:?}: the attacker never got to swap anything"
-        );
-        victim_intact(&v);
-        let fifo = a.fifo_data();
-        assert!(
-            !fifo.windows(secret.len()).any(|w| w == secret),
-            "{shell:?}: the secret went into the attacker's FIFO"
-        );
         // Whatever the user stole is a root file it cannot read (0600/0640 root:1000 is
         // the manifest's own choice for `token`); nothing of theirs holds the secret.
-        for e in fs::read_dir(&home).unwrap().flatten() {
-            let m = fs::symlink_metadata(e.path()).unwrap();
-            if m.uid() == 1000 && m.is_file() {
-                assert!(
-                    !fs::read(e.path())
-                        .unwrap()
-                        .windows(secret.len())
-                        .any(|w| w == secret)
-                );
-            }
-        }
-        eprintln!("{shell:?}: {} swaps, {oks} files delivered", a.swaps());
+        r.nothing_gained(shell, secret);
+        eprintln!(
+            "{shell:?}: {} swaps, {oks} files delivered",
+            r.attacker.swaps()
+        );
     }
 }
 
@@ -570,43 +607,20 @@ fn the_chunk_program_assembles_pieces() {
 #[test]
 fn a_racing_user_gains_nothing_from_the_chunk_program() {
     for shell in [Shell::Dash, Shell::Busybox] {
-        let t = scratch();
-        let p = t.path();
-        let bin = tool_dir(p, shell, true, Some("0.05"));
-        let home = p.join("home/app");
-        fs::create_dir_all(&home).unwrap();
-        std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
-        let v = victim(p);
-        let a = Attacker::start(&home, &v, &p.join("attack.log"));
+        let r = race(shell);
+        let home = &r.home;
         let secret: Vec<u8> = b"CHUNK-SECRET-5a5a|".repeat(2000);
         for _ in 0..6 {
             let _ = chunked(
                 shell,
-                &bin,
+                &r.bin,
                 &format!("{}/big", home.display()),
                 &secret,
                 3,
                 "root",
             );
         }
-        assert!(
-            a.swaps() > 0,
-            "{shell:?}: the attacker never got to swap anything"
-        );
-        victim_intact(&v);
-        let needle = &secret[..18];
-        assert!(!a.fifo_data().windows(needle.len()).any(|w| w == needle));
-        for e in fs::read_dir(&home).unwrap().flatten() {
-            let m = fs::symlink_metadata(e.path()).unwrap();
-            if m.uid() == 1000 && m.is_file() {
-                assert!(
-                    !fs::read(e.path())
-                        .unwrap()
-                        .windows(needle.len())
-                        .any(|w| w == needle)
-                );
-            }
-        }
+        r.nothing_gained(shell, &secret[..18]);
     }
 }
 
