@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use crate::audit::Event;
 use crate::config::Config;
 use crate::deliver::qga::QgaTransport;
-use crate::deliver::{DeliverError, Observed, Report, Seen};
+use crate::deliver::{DeliverError, Look, Observed, Report, Seen};
 use crate::hook::{self, Prepared};
 use crate::plan::{Delivery, Plan};
 use crate::types::{GuestKind, GuestPath, Vmid};
@@ -177,24 +177,29 @@ impl Digester {
             return String::new();
         };
         mac.update(format!("{}\0{:o}\0{}\0{}\0", d.dest, d.mode, d.owner, d.group).as_bytes());
+        // A RAM-only file's digest differs from the same file on disk (switching is a
+        // change to deliver); a disk file's digest is what it always was.
+        if let Some(store) = &d.store {
+            mac.update(format!("ram\0{store}\0").as_bytes());
+        }
         mac.update(d.content.expose());
         crate::types::hex(&mac.finalize().into_bytes())
     }
 }
 
-/// What guest `vmid` holds at `dests` now (see [`Observed`]).
+/// What guest `vmid` holds at `looks` now (see [`Observed`]).
 pub fn observe(
     cfg: &Config,
     vmid: Vmid,
     kind: GuestKind,
     known_boot: Option<&str>,
-    dests: &[&GuestPath],
+    looks: &[Look],
 ) -> Result<(Observed, u32), DeliverError> {
     match kind {
         GuestKind::Qemu => {
             let socket = cfg.pve.qga_socket_dir.join(format!("{vmid}.qga"));
             let mut t = QgaTransport::new(vmid, socket.into(), cfg.agent.timeout);
-            let seen = t.probe(dests);
+            let seen = t.probe(looks);
             seen.map(|s| (s, t.requests))
         }
         GuestKind::Lxc => crate::deliver::lxc::probe(
@@ -202,7 +207,7 @@ pub fn observe(
             vmid,
             cfg.agent.timeout,
             known_boot,
-            dests,
+            looks,
         )
         .map(|s| (s, 0)),
     }
@@ -334,6 +339,7 @@ pub fn sync(cfg: &Config, p: &Prepared, mode: Mode, phase: &str, progress: Progr
         .map(|d| digester.digest(d))
         .collect();
     let dests: Vec<&GuestPath> = p.plan.deliveries.iter().map(|d| &d.dest).collect();
+    let looks: Vec<Look> = p.plan.deliveries.iter().map(Look::of).collect();
     let record = load_record(cfg, vmid);
     let now = crate::audit::now_rfc3339();
     match mode {
@@ -364,7 +370,7 @@ pub fn sync(cfg: &Config, p: &Prepared, mode: Mode, phase: &str, progress: Progr
         }
         Mode::Diff => {
             let known = record.as_ref().and_then(|r| r.boot.as_deref());
-            let seen = match observe(cfg, vmid, p.kind, known, &dests) {
+            let seen = match observe(cfg, vmid, p.kind, known, &looks) {
                 Ok((s, n)) => {
                     synced.calls += n;
                     s
@@ -419,7 +425,7 @@ pub fn sync(cfg: &Config, p: &Prepared, mode: Mode, phase: &str, progress: Progr
     synced.events.extend(events);
     // Look again, and record what phx-hook delivered and what the guest holds now.
     let known = record.as_ref().and_then(|r| r.boot.as_deref());
-    let seen = observe(cfg, vmid, p.kind, known, &dests).map(|(s, n)| {
+    let seen = observe(cfg, vmid, p.kind, known, &looks).map(|(s, n)| {
         synced.calls += n;
         s
     });
@@ -516,6 +522,7 @@ mod tests {
                     owner: crate::manifest::Owner::Id(0),
                     group: crate::manifest::Owner::Id(0),
                     content: crate::vault::Secret::copy_from(d.as_bytes()),
+                    store: None,
                 })
                 .collect(),
             after: Vec::new(),

@@ -101,6 +101,7 @@ fn delivery(content: &[u8]) -> Option<Delivery> {
         owner: crate::manifest::Owner::Id(0),
         group: crate::manifest::Owner::Id(0),
         content: crate::vault::Secret::copy_from(content),
+        store: None,
     })
 }
 

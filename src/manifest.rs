@@ -17,6 +17,10 @@ use serde_saphyr::Spanned;
 use crate::input::{self, InputError, Place, Trust};
 use crate::types::{GuestKind, GuestPath, KeyPath, Vmid};
 
+/// Where RAM-only files live in a guest (`storage: ram`): a directory on the tmpfs that
+/// `/run` is on every systemd guest.
+pub const RAM_DIR: &str = "/run/phx-hook";
+
 /// A checked manifest.
 #[derive(Clone, Debug)]
 pub struct Manifest {
@@ -47,8 +51,33 @@ pub struct FileSpec {
     pub owner: Owner,
     /// Group, resolved inside the guest.
     pub group: Owner,
+    /// Where its bytes are kept in the guest.
+    pub storage: Storage,
     /// Where the entry is in the manifest.
     pub place: Place,
+}
+
+/// Where a file's bytes are kept in the guest (`storage:`, for the manifest or a file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Storage {
+    /// At the destination, on whatever filesystem holds it: a guest's disk goes into its
+    /// backups, snapshots, replicas and clones.
+    #[default]
+    Disk,
+    /// On a RAM-backed filesystem in the guest (`/run/phx-hook`, checked to be tmpfs or
+    /// ramfs), the destination a symbolic link to it: no byte on a guest disk, gone when
+    /// the guest stops.
+    Ram,
+}
+
+impl Storage {
+    fn parse(s: &str) -> Result<Storage, String> {
+        match s {
+            "disk" => Ok(Storage::Disk),
+            "ram" => Ok(Storage::Ram),
+            other => Err(format!("storage `{other}` is not `ram` or `disk`")),
+        }
+    }
 }
 
 /// How a file's bytes are made from the vault.
@@ -186,6 +215,7 @@ impl<'de> Deserialize<'de> for Scalar {
 struct RawManifest {
     guest: Option<Spanned<String>>,
     required: Option<bool>,
+    storage: Option<Spanned<String>>,
     files: Option<Vec<Spanned<RawFile>>>,
     after: Option<Vec<Spanned<Vec<String>>>>,
 }
@@ -202,6 +232,7 @@ struct RawFile {
     mode: Option<Spanned<Scalar>>,
     owner: Option<Spanned<Scalar>>,
     group: Option<Spanned<Scalar>>,
+    storage: Option<Spanned<String>>,
 }
 
 /// A manifest that failed to load: every problem found, each naming file, line and column.
@@ -316,6 +347,13 @@ pub fn parse(
             ),
         }
     }
+    let storage = match &raw.storage {
+        None => Storage::default(),
+        Some(st) => Storage::parse(&st.value).unwrap_or_else(|m| {
+            problems.push(Place::of(&st.referenced).error(path, m));
+            Storage::default()
+        }),
+    };
     let files = raw.files.unwrap_or_default();
     if files.is_empty() {
         problems.push(Place::default().error(
@@ -326,7 +364,7 @@ pub fn parse(
     let mut dests: BTreeMap<String, Place> = BTreeMap::new();
     for (i, f) in files.into_iter().enumerate() {
         let place = Place::of(&f.referenced);
-        match file_spec(dir, path, i, place, f.value) {
+        match file_spec(dir, path, i, place, storage, f.value) {
             Ok(spec) => {
                 if let Some(first) = dests.get(spec.dest.as_str()) {
                     problems.push(place.error(
@@ -371,6 +409,7 @@ fn file_spec(
     path: &Utf8Path,
     i: usize,
     place: Place,
+    storage: Storage,
     f: RawFile,
 ) -> Result<FileSpec, Vec<InputError>> {
     let mut problems = Vec::new();
@@ -524,6 +563,21 @@ fn file_spec(
     };
     let owner = owner_of("owner", f.owner.as_ref(), &mut err);
     let group = owner_of("group", f.group.as_ref(), &mut err);
+    let storage = match &f.storage {
+        None => storage,
+        Some(st) => Storage::parse(&st.value)
+            .map_err(|m| err(Place::of(&st.referenced), m))
+            .unwrap_or(storage),
+    };
+    if storage == Storage::Ram
+        && let Some(d) = &dest
+        && (d.as_str() == RAM_DIR || d.as_str().starts_with(&format!("{RAM_DIR}/")))
+    {
+        err(
+            place,
+            format!("`{d}` is inside {RAM_DIR}, where phx-hook keeps RAM-only files itself; with `storage: ram` name the path the application reads"),
+        );
+    }
     match (dest, content, mode, owner, group) {
         (Some(dest), Some(content), Some(mode), Some(owner), Some(group))
             if problems.is_empty() =>
@@ -534,6 +588,7 @@ fn file_spec(
                 mode,
                 owner,
                 group,
+                storage,
                 place,
             })
         }

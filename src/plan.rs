@@ -47,6 +47,32 @@ pub struct Delivery {
     pub group: Owner,
     /// The bytes.
     pub content: Secret,
+    /// With `storage: ram`: where the bytes are written instead (below
+    /// [`crate::manifest::RAM_DIR`]); `dest` becomes a symbolic link to it.
+    pub store: Option<GuestPath>,
+}
+
+impl Delivery {
+    /// Where the bytes go: `store` for a RAM-only file, else `dest`.
+    pub fn written(&self) -> &GuestPath {
+        self.store.as_ref().unwrap_or(&self.dest)
+    }
+}
+
+/// The RAM path of a RAM-only file at `dest`: one name per destination, readable (a
+/// digest of the path keeps two destinations with one file name apart).
+pub fn ram_path(dest: &GuestPath) -> GuestPath {
+    use sha2::{Digest, Sha256};
+    let id = crate::types::hex(&Sha256::digest(dest.as_str().as_bytes()));
+    let name: String = dest
+        .file_name()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(40)
+        .collect();
+    format!("{}/{}-{name}", crate::manifest::RAM_DIR, &id[..16])
+        .parse()
+        .unwrap_or_else(|_| dest.clone())
 }
 
 /// Something that keeps a file from being planned.
@@ -171,6 +197,7 @@ pub fn build_partial(m: &Manifest, v: &Vault) -> (Plan, Vec<Problem>) {
                 owner: f.owner.clone(),
                 group: f.group.clone(),
                 content,
+                store: (f.storage == crate::manifest::Storage::Ram).then(|| ram_path(&f.dest)),
             });
         }
     }

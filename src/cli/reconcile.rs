@@ -22,7 +22,7 @@ use crate::engine::{self, Change, Mode, Progress, State};
 use crate::error::Error;
 use crate::hook::{self, Prepared};
 use crate::logging::{Level, Logger};
-use crate::types::{GuestKind, GuestPath, Vmid};
+use crate::types::{GuestKind, Vmid};
 
 /// Arguments of `reconcile`.
 #[derive(clap::Args, Debug)]
@@ -221,14 +221,14 @@ fn look_at(
     for (i, (vmid, kind, plan)) in chunk.iter().enumerate() {
         out.push(None);
         let (cfg, tx, vmid, kind) = (std::sync::Arc::clone(cfg), tx.clone(), *vmid, *kind);
-        let dests: Vec<GuestPath> = plan.deliveries.iter().map(|d| d.dest.clone()).collect();
+        let looks: Vec<crate::deliver::Look> =
+            plan.deliveries.iter().map(crate::deliver::Look::of).collect();
         let spawned = std::thread::Builder::new()
             .name(format!("look-{vmid}"))
             .spawn(move || {
-                let dests: Vec<&GuestPath> = dests.iter().collect();
                 let record = engine::load_record(&cfg, vmid);
                 let known = record.as_ref().and_then(|r| r.boot.clone());
-                let seen = engine::observe(&cfg, vmid, kind, known.as_deref(), &dests);
+                let seen = engine::observe(&cfg, vmid, kind, known.as_deref(), &looks);
                 let _ = tx.send((i, (record, seen)));
             });
         match spawned {

@@ -15,6 +15,7 @@ pub mod qga;
 use std::time::{Duration, Instant};
 
 use crate::plan::{Delivery, Plan};
+use crate::types::GuestPath;
 
 /// What a guest holds now at a set of destinations, read without reading any file: the
 /// reconciler's cheap check (and what a delivery records afterwards).
@@ -195,6 +196,97 @@ pub enum Event<'a> {
     File(&'a FileResult),
     /// An `after` command is done.
     After(&'a AfterResult),
+}
+
+/// One place the reconciler looks at: the file that holds a delivery's bytes, and, for a
+/// RAM-only file, the destination that must be a link to it.
+#[derive(Clone, Debug)]
+pub struct Look {
+    /// Where the bytes are.
+    pub file: GuestPath,
+    /// The destination that must be a symbolic link to `file` (`storage: ram`).
+    pub link: Option<GuestPath>,
+}
+
+impl Look {
+    /// Where to look for delivery `d`.
+    pub fn of(d: &Delivery) -> Look {
+        Look {
+            file: d.written().clone(),
+            link: d.store.as_ref().map(|_| d.dest.clone()),
+        }
+    }
+}
+
+/// The steps of a transport that runs programs in the guest, for [`with_ram`].
+pub(crate) trait Steps {
+    /// The RAM directory exists, only root can write it, and it is RAM-backed.
+    fn ram_check(&mut self) -> Result<(), DeliverError>;
+    /// Write `files` at their `dest`.
+    fn write_files(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>>;
+    /// Make each `dest` a link to its `store`; one result per link.
+    fn link(&mut self, links: &[(usize, &GuestPath, &GuestPath)]) -> Vec<Result<(), String>>;
+}
+
+/// RAM-only files (`storage: ram`) for a transport that runs programs in the guest: check
+/// the RAM directory first (`ram_check`; every RAM-only file fails with its error when it
+/// fails), write every file at the path it is written to (`write`, given copies whose
+/// `dest` is that path), then make each RAM-only file's destination a link to it
+/// (`link`, per `(index, dest, store)`). Files without `store` are written as they are.
+pub(crate) fn with_ram(t: &mut impl Steps, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
+    if files.iter().all(|d| d.store.is_none()) {
+        return t.write_files(files);
+    }
+    let ram = t.ram_check();
+    let mut out: Vec<Option<Result<Verified, DeliverError>>> = vec![None; files.len()];
+    let mut idx = Vec::new();
+    let mut writes = Vec::new();
+    for (i, d) in files.iter().enumerate() {
+        match (&d.store, &ram) {
+            (Some(_), Err(e)) => out[i] = Some(Err(ram_error(e))),
+            (Some(store), Ok(())) => {
+                idx.push(i);
+                writes.push(Delivery {
+                    dest: store.clone(),
+                    ..d.clone()
+                });
+            }
+            (None, _) => {
+                idx.push(i);
+                writes.push(d.clone());
+            }
+        }
+    }
+    for (i, r) in idx.iter().zip(t.write_files(&writes)) {
+        out[*i] = Some(r);
+    }
+    let links: Vec<(usize, &GuestPath, &GuestPath)> = files
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| Some((i, &d.dest, d.store.as_ref()?)))
+        .filter(|(i, ..)| matches!(out[*i], Some(Ok(_))))
+        .collect();
+    if !links.is_empty() {
+        for ((i, dest, store), r) in links.iter().zip(t.link(&links)) {
+            if let Err(why) = r {
+                out[*i] = Some(Err(DeliverError::File(format!(
+                    "the file is in RAM at {store}, but {dest} could not be made a link to it: {why}"
+                ))));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(DeliverError::File("not attempted".into()))))
+        .collect()
+}
+
+fn ram_error(e: &DeliverError) -> DeliverError {
+    match e {
+        DeliverError::File(why) => DeliverError::File(format!(
+            "storage: ram, and the guest cannot keep it in RAM: {why}"
+        )),
+        other => other.clone(),
+    }
 }
 
 /// Deliver every file of `plan`, then, if all of them succeeded, run the `after`

@@ -220,6 +220,34 @@ impl Transport for PctTransport {
     }
 
     fn deliver_all(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
+        super::with_ram(self, files)
+    }
+
+    fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError> {
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let vmid = self.vmid.to_string();
+        let mut c = self.pct();
+        c.args(["exec", &vmid, "--keep-env", "0", "--"]).args(&args);
+        run_bounded(&mut c, None, self.timeout.max(Duration::from_secs(30))).map(|(o, _, _)| o)
+    }
+}
+
+impl super::Steps for PctTransport {
+    fn ram_check(&mut self) -> Result<(), DeliverError> {
+        let input = guest::ram_dir_input();
+        let (_, out, _) = self.exec(&["/bin/sh", "-c", &guest::RAM_DIR, "phx-hook"], Some(input.as_bytes()))?;
+        guest::ram_dir_result(&out).map_err(DeliverError::File)
+    }
+
+    fn link(&mut self, links: &[(usize, &crate::types::GuestPath, &crate::types::GuestPath)]) -> Vec<Result<(), String>> {
+        let input = guest::link_input(links);
+        match self.exec(&["/bin/sh", "-c", &guest::LINK, "phx-hook"], Some(input.as_bytes())) {
+            Ok((_, out, _)) => guest::link_results(&out, links.len()),
+            Err(e) => links.iter().map(|_| Err(e.to_string())).collect(),
+        }
+    }
+
+    fn write_files(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
         let fail_all = |e: DeliverError| files.iter().map(|_| Err(e.clone())).collect::<Vec<_>>();
         // 1. Parents, and the check that only root can write on the way, in one `pct exec`.
         let mut input = Vec::new();
@@ -303,13 +331,5 @@ impl Transport for PctTransport {
             .into_iter()
             .map(|r| r.unwrap_or(Err(DeliverError::File("not attempted".into()))))
             .collect()
-    }
-
-    fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError> {
-        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let vmid = self.vmid.to_string();
-        let mut c = self.pct();
-        c.args(["exec", &vmid, "--keep-env", "0", "--"]).args(&args);
-        run_bounded(&mut c, None, self.timeout.max(Duration::from_secs(30))).map(|(o, _, _)| o)
     }
 }

@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 use super::{CommandOutcome, DeliverError, Transport, Verified};
 use crate::manifest::Owner;
 use crate::plan::Delivery;
-use crate::types::Vmid;
+use crate::types::{GuestPath, Vmid};
 
 /// Namespaces a writer joins, in this order (user first, so that joining the mount
 /// namespace the container's user namespace owns is permitted).
@@ -109,7 +109,7 @@ pub fn probe(
     vmid: Vmid,
     timeout: Duration,
     known: Option<&str>,
-    dests: &[&crate::types::GuestPath],
+    looks: &[super::Look],
 ) -> Result<super::Observed, DeliverError> {
     if WALKING.lock().is_ok_and(|w| w.contains(&vmid.get())) {
         return Err(DeliverError::Unreachable(format!(
@@ -136,7 +136,7 @@ pub fn probe(
             e.desc()
         ))
     })?;
-    let paths: Vec<String> = dests.iter().map(|d| d.as_str().to_string()).collect();
+    let looks = looks.to_vec();
     let (tx, rx) = std::sync::mpsc::channel();
     if let Ok(mut w) = WALKING.lock() {
         w.insert(vmid.get());
@@ -144,7 +144,7 @@ pub fn probe(
     let walker = std::thread::Builder::new()
         .name(format!("walk-{vmid}"))
         .spawn(move || {
-            let files = walk(&root, &paths);
+            let files = walk(&root, &looks);
             if let Ok(mut w) = WALKING.lock() {
                 w.remove(&vmid.get());
             }
@@ -178,15 +178,28 @@ pub fn probe(
 static WALKING: std::sync::Mutex<std::collections::BTreeSet<u32>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
-fn walk(root: &OwnedFd, paths: &[String]) -> Vec<super::Seen> {
+fn walk(root: &OwnedFd, looks: &[super::Look]) -> Vec<super::Seen> {
     use nix::fcntl::{OpenHow, ResolveFlag, openat2};
-    paths
+    let open = |path: &str| {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(root, path, how)
+    };
+    looks
         .iter()
-        .map(|d| {
-            let how = OpenHow::new()
-                .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
-                .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-            match openat2(root, d.as_str(), how).and_then(fstat) {
+        .map(|l| {
+            // A RAM-only file counts only while its destination is the link to it.
+            if let Some(dest) = &l.link {
+                let linked = open(dest.parent()).ok().is_some_and(|dir| {
+                    readlinkat(&dir, dest.file_name())
+                        .is_ok_and(|to| to.as_os_str() == l.file.as_str())
+                });
+                if !linked {
+                    return super::Seen::Missing;
+                }
+            }
+            match open(l.file.as_str()).and_then(fstat) {
                 Ok(st) if is(&st, libc::S_IFREG) => super::Seen::File(super::FileSig {
                     ino: st.st_ino,
                     size: st.st_size as u64,
@@ -396,20 +409,21 @@ impl Db {
     }
 }
 
-/// In the child: write one file. Errors are one-line messages without values.
-fn write_one(d: &Delivery, db: &mut Db) -> Result<Verified, String> {
+/// In the child: write one file at `dest` (`d.dest`, or its RAM path). Errors are
+/// one-line messages without values.
+fn write_one(d: &Delivery, dest: &GuestPath, db: &mut Db) -> Result<Verified, String> {
     let uid = db.id(&d.owner, "user")?;
     let gid = db.id(&d.group, "group")?;
-    let dir_fd = open_dir(d.dest.parent())?;
-    let name = d.dest.file_name();
-    let tmp = crate::deliver::guest::temp_name(&d.dest);
+    let dir_fd = open_dir(dest.parent())?;
+    let name = dest.file_name();
+    let tmp = crate::deliver::guest::temp_name(&dest);
     let created = openat(
         &dir_fd,
         tmp.as_str(),
         OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
     )
-    .map_err(|e| format!("cannot create a file in {}: {}", d.dest.parent(), e.desc()))?;
+    .map_err(|e| format!("cannot create a file in {}: {}", dest.parent(), e.desc()))?;
     let mut f = File::from(created);
     let result = (|| {
         std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
@@ -417,30 +431,30 @@ fn write_one(d: &Delivery, db: &mut Db) -> Result<Verified, String> {
         f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(d.mode))
             .map_err(|e| format!("cannot set mode {:04o}: {}", d.mode, io_text(&e)))?;
         f.write_all(d.content.expose())
-            .map_err(|e| format!("cannot write {}: {}", d.dest, io_text(&e)))?;
+            .map_err(|e| format!("cannot write {}: {}", dest, io_text(&e)))?;
         f.sync_all()
-            .map_err(|e| format!("cannot sync {}: {}", d.dest, io_text(&e)))?;
+            .map_err(|e| format!("cannot sync {}: {}", dest, io_text(&e)))?;
         // Read back through the same descriptor (never the name, which another user of a
         // directory they can write could have swapped) and compare.
         let mut back = Zeroizing::new(Vec::with_capacity(d.content.len()));
         f.seek(SeekFrom::Start(0))
             .and_then(|_| (&f).take(d.content.len() as u64 + 1).read_to_end(&mut back))
-            .map_err(|e| format!("cannot read back {}: {}", d.dest, io_text(&e)))?;
+            .map_err(|e| format!("cannot read back {}: {}", dest, io_text(&e)))?;
         if back.as_slice() != d.content.expose() {
             return Err("verification failed: the content read back differs".to_string());
         }
         renameat(&dir_fd, tmp.as_str(), &dir_fd, name).map_err(|e| match e {
-            Errno::EISDIR => format!("{} is a directory", d.dest),
-            e => format!("cannot rename into {}: {}", d.dest, e.desc()),
+            Errno::EISDIR => format!("{} is a directory", dest),
+            e => format!("cannot rename into {}: {}", dest, e.desc()),
         })?;
-        let ours = fstat(&f).map_err(|e| format!("cannot stat {}: {}", d.dest, e.desc()))?;
+        let ours = fstat(&f).map_err(|e| format!("cannot stat {}: {}", dest, e.desc()))?;
         match fstatat(&dir_fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) if st.st_ino == ours.st_ino && st.st_dev == ours.st_dev => {}
             _ => {
                 return Err(format!(
                     "{} was replaced during delivery (users other than root can write in {})",
-                    d.dest,
-                    d.dest.parent()
+                    dest,
+                    dest.parent()
                 ));
             }
         }
@@ -484,9 +498,24 @@ fn child(ns: &Namespaces, files: &[Delivery], w: OwnedFd) -> i32 {
         passwd: None,
         group: None,
     };
+    let ram = files
+        .iter()
+        .any(|d| d.store.is_some())
+        .then(ram_dir);
     for d in files {
-        let line = match write_one(d, &mut db) {
-            Ok(_) => "ok".to_string(),
+        let done = match (&d.store, &ram) {
+            (None, _) => write_one(d, &d.dest, &mut db).map(drop),
+            (Some(_), Some(Err(e))) => Err(format!(
+                "storage: ram, and the container cannot keep it in RAM: {e}"
+            )),
+            (Some(store), _) => write_one(d, store, &mut db).and_then(|_| {
+                link(&d.dest, store).map_err(|why| {
+                    format!("the file is in RAM at {store}, but {} could not be made a link to it: {why}", d.dest)
+                })
+            }),
+        };
+        let line = match done {
+            Ok(()) => "ok".to_string(),
             Err(e) => format!("err\t{}", one_line(&e)),
         };
         if writeln!(out, "{line}").is_err() {
@@ -494,6 +523,58 @@ fn child(ns: &Namespaces, files: &[Delivery], w: OwnedFd) -> i32 {
         }
     }
     0
+}
+
+/// In the child: the RAM directory exists, only root can write it, and it is on tmpfs or
+/// ramfs by the filesystem's own type (`fstatfs` of the directory reached without
+/// following a link another user could have planted).
+fn ram_dir() -> Result<(), String> {
+    use nix::sys::statfs::{TMPFS_MAGIC, fstatfs};
+    // ramfs: linux/magic.h (nix names tmpfs, not ramfs).
+    const RAMFS_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x8584_58f6);
+    let dir = crate::manifest::RAM_DIR;
+    let fd = open_dir(dir)?;
+    let st = fstat(&fd).map_err(|e| format!("cannot stat {dir}: {}", e.desc()))?;
+    if !root_only(&st) {
+        return Err(format!("{dir} can be written by users other than root"));
+    }
+    // Others may enter it (to read the files their manifest gave them), not list it.
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o711))
+        .map_err(|e| format!("cannot set the mode of {dir}: {}", e.desc()))?;
+    let fs = fstatfs(&fd).map_err(|e| format!("cannot statfs {dir}: {}", e.desc()))?;
+    let t = fs.filesystem_type();
+    if t == TMPFS_MAGIC || t == RAMFS_MAGIC {
+        Ok(())
+    } else {
+        Err(format!(
+            "{dir} is not on a RAM-backed filesystem (filesystem type {:#x}); mount a tmpfs on /run in the container",
+            t.0
+        ))
+    }
+}
+
+/// In the child: make `dest` a symbolic link to `target`, replacing whatever was there
+/// atomically (a new link under a fresh name, renamed over it; never followed), and check
+/// it.
+fn link(dest: &GuestPath, target: &GuestPath) -> Result<(), String> {
+    let dir = open_dir(dest.parent())?;
+    let name = dest.file_name();
+    if let Ok(st) = fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        && is(&st, libc::S_IFDIR)
+    {
+        return Err(format!("{dest} is a directory"));
+    }
+    let tmp = crate::deliver::guest::temp_name(dest);
+    nix::unistd::symlinkat(target.as_str(), &dir, tmp.as_str())
+        .map_err(|e| format!("cannot create a link in {}: {}", dest.parent(), e.desc()))?;
+    if let Err(e) = renameat(&dir, tmp.as_str(), &dir, name) {
+        let _ = nix::unistd::unlinkat(&dir, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+        return Err(format!("cannot replace {dest}: {}", e.desc()));
+    }
+    match readlinkat(&dir, name) {
+        Ok(to) if to.as_os_str() == target.as_str() => Ok(()),
+        _ => Err(format!("{dest} was replaced during delivery")),
+    }
 }
 
 fn one_line(s: &str) -> String {

@@ -247,15 +247,8 @@ impl QgaTransport {
     /// agent requests (`guest-exec`, then one `guest-exec-status` 10 ms later) when the
     /// program is done by then, which it is on an idle guest. Each request has a
     /// connection of its own, like every other command: the socket is never held.
-    pub fn probe(
-        &mut self,
-        dests: &[&crate::types::GuestPath],
-    ) -> Result<super::Observed, DeliverError> {
-        let mut input = String::new();
-        for d in dests {
-            input.push_str(d.as_str());
-            input.push('\n');
-        }
+    pub fn probe(&mut self, looks: &[super::Look]) -> Result<super::Observed, DeliverError> {
+        let input = guest::probe_input(looks);
         let args = ["-c", guest::AGENT_PROBE.as_str(), "phx-hook"];
         let req = proto::exec("/bin/sh", &args, Some(input.as_bytes()), true);
         let started = match self.request::<proto::Started>("guest-exec", &req, self.timeout) {
@@ -270,7 +263,7 @@ impl QgaTransport {
             Err(e) => return Err(no_shell(self.classify(e))),
         };
         let done = self.poll_until_done(started.pid, self.timeout, PROBE_FIRST_POLL)?;
-        Ok(parse_probe(&done.out, dests.len()))
+        Ok(parse_probe(&done.out, looks.len()))
     }
 }
 
@@ -576,6 +569,44 @@ impl Transport for QgaTransport {
     }
 
     fn deliver_all(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
+        super::with_ram(self, files)
+    }
+
+    fn calls(&self) -> u32 {
+        self.requests
+    }
+
+    fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError> {
+        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+        let bound = self.timeout.max(Duration::from_secs(30));
+        let done = self.exec_wait(&argv[0], &args, None, false, bound)?;
+        Ok(CommandOutcome {
+            exitcode: done.exitcode,
+            signal: done.signal,
+        })
+    }
+}
+
+impl super::Steps for QgaTransport {
+    fn ram_check(&mut self) -> Result<(), DeliverError> {
+        let args = ["-c", guest::RAM_DIR.as_str(), "phx-hook"];
+        let input = guest::ram_dir_input();
+        let done = self
+            .exec_wait("/bin/sh", &args, Some(input.as_bytes()), true, self.timeout)
+            .map_err(no_shell)?;
+        guest::ram_dir_result(&String::from_utf8_lossy(&done.out)).map_err(DeliverError::File)
+    }
+
+    fn link(&mut self, links: &[(usize, &crate::types::GuestPath, &crate::types::GuestPath)]) -> Vec<Result<(), String>> {
+        let args = ["-c", guest::LINK.as_str(), "phx-hook"];
+        let input = guest::link_input(links);
+        match self.exec_wait("/bin/sh", &args, Some(input.as_bytes()), true, self.timeout) {
+            Ok(done) => guest::link_results(&String::from_utf8_lossy(&done.out), links.len()),
+            Err(e) => links.iter().map(|_| Err(e.to_string())).collect(),
+        }
+    }
+
+    fn write_files(&mut self, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
         let mut results: Vec<Option<Result<Verified, DeliverError>>> =
             files.iter().map(|_| None).collect();
         // Small files in batches of at most CHUNK bytes; large ones one by one, chunked.
@@ -636,20 +667,6 @@ impl Transport for QgaTransport {
             .map(|r| r.unwrap_or(Err(DeliverError::File("not attempted".into()))))
             .collect()
     }
-
-    fn calls(&self) -> u32 {
-        self.requests
-    }
-
-    fn run(&mut self, argv: &[String]) -> Result<CommandOutcome, DeliverError> {
-        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
-        let bound = self.timeout.max(Duration::from_secs(30));
-        let done = self.exec_wait(&argv[0], &args, None, false, bound)?;
-        Ok(CommandOutcome {
-            exitcode: done.exitcode,
-            signal: done.signal,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -665,6 +682,7 @@ mod tests {
             owner: crate::manifest::Owner::Name("root".into()),
             group: crate::manifest::Owner::Id(0),
             content: crate::vault::Secret::copy_from(content),
+            store: None,
         }
     }
 
