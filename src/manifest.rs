@@ -575,7 +575,9 @@ fn file_spec(
     {
         err(
             place,
-            format!("`{d}` is inside {RAM_DIR}, where phx-hook keeps RAM-only files itself; with `storage: ram` name the path the application reads"),
+            format!(
+                "`{d}` is inside {RAM_DIR}, where phx-hook keeps RAM-only files itself; with `storage: ram` name the path the application reads"
+            ),
         );
     }
     match (dest, content, mode, owner, group) {

@@ -221,8 +221,11 @@ fn look_at(
     for (i, (vmid, kind, plan)) in chunk.iter().enumerate() {
         out.push(None);
         let (cfg, tx, vmid, kind) = (std::sync::Arc::clone(cfg), tx.clone(), *vmid, *kind);
-        let looks: Vec<crate::deliver::Look> =
-            plan.deliveries.iter().map(crate::deliver::Look::of).collect();
+        let looks: Vec<crate::deliver::Look> = plan
+            .deliveries
+            .iter()
+            .map(crate::deliver::Look::of)
+            .collect();
         let spawned = std::thread::Builder::new()
             .name(format!("look-{vmid}"))
             .spawn(move || {

@@ -233,7 +233,10 @@ pub(crate) trait Steps {
 /// fails), write every file at the path it is written to (`write`, given copies whose
 /// `dest` is that path), then make each RAM-only file's destination a link to it
 /// (`link`, per `(index, dest, store)`). Files without `store` are written as they are.
-pub(crate) fn with_ram(t: &mut impl Steps, files: &[Delivery]) -> Vec<Result<Verified, DeliverError>> {
+pub(crate) fn with_ram(
+    t: &mut impl Steps,
+    files: &[Delivery],
+) -> Vec<Result<Verified, DeliverError>> {
     if files.iter().all(|d| d.store.is_none()) {
         return t.write_files(files);
     }

@@ -235,13 +235,22 @@ impl Transport for PctTransport {
 impl super::Steps for PctTransport {
     fn ram_check(&mut self) -> Result<(), DeliverError> {
         let input = guest::ram_dir_input();
-        let (_, out, _) = self.exec(&["/bin/sh", "-c", &guest::RAM_DIR, "phx-hook"], Some(input.as_bytes()))?;
+        let (_, out, _) = self.exec(
+            &["/bin/sh", "-c", &guest::RAM_DIR, "phx-hook"],
+            Some(input.as_bytes()),
+        )?;
         guest::ram_dir_result(&out).map_err(DeliverError::File)
     }
 
-    fn link(&mut self, links: &[(usize, &crate::types::GuestPath, &crate::types::GuestPath)]) -> Vec<Result<(), String>> {
+    fn link(
+        &mut self,
+        links: &[(usize, &crate::types::GuestPath, &crate::types::GuestPath)],
+    ) -> Vec<Result<(), String>> {
         let input = guest::link_input(links);
-        match self.exec(&["/bin/sh", "-c", &guest::LINK, "phx-hook"], Some(input.as_bytes())) {
+        match self.exec(
+            &["/bin/sh", "-c", &guest::LINK, "phx-hook"],
+            Some(input.as_bytes()),
+        ) {
             Ok((_, out, _)) => guest::link_results(&out, links.len()),
             Err(e) => links.iter().map(|_| Err(e.to_string())).collect(),
         }

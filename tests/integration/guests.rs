@@ -239,6 +239,36 @@ impl Containers {
         crate::util::sh(Command::new("lxc-stop").args(["-P", &p, "-n", &id.to_string(), "-k"]));
     }
 
+    /// Give container `id` a tmpfs of its own on /run, as every systemd guest has
+    /// (restarts it).
+    pub fn tmpfs_run(&self, id: u32) {
+        self.stop(id);
+        let conf = self.dir.path().join(format!("{id}/config"));
+        let mut text = fs::read_to_string(&conf).unwrap();
+        text.push_str(
+            "lxc.mount.entry = tmpfs run tmpfs rw,nosuid,nodev,mode=755,create=dir 0 0\n",
+        );
+        fs::write(&conf, text).unwrap();
+        self.lxc_start(id);
+    }
+
+    /// Run a shell command inside a container (as its root) and return its stdout.
+    pub fn output(&self, id: u32, script: &str) -> String {
+        let p = self.lxcpath();
+        let out = crate::util::sh(Command::new("lxc-attach").args([
+            "-P",
+            &p,
+            "-n",
+            &id.to_string(),
+            "--clear-env",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Run a shell command inside a container (as its root).
     pub fn attach(&self, id: u32, script: &str) {
         let p = self.lxcpath();

@@ -17,6 +17,7 @@ mod journal;
 mod lifecycle;
 mod lxc;
 mod qga;
+mod ram;
 mod reconcile;
 mod scan;
 mod sim;

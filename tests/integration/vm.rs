@@ -27,6 +27,10 @@ impl Vm {
     fn boot(images: &Path, dir: &Path) -> Vm {
         fs::create_dir_all(dir).unwrap();
         let sock = dir.join("201.qga");
+        // The guest's disk: a minix filesystem the guest mounts at /data.
+        let disk = dir.join("disk.img");
+        fs::write(&disk, vec![0u8; 8 << 20]).unwrap();
+        sh(Command::new("mkfs.minix").arg(&disk));
         let child = Command::new("qemu-system-x86_64")
             .args([
                 "-name",
@@ -49,6 +53,8 @@ impl Vm {
                 dir.join("201.qmp").display()
             ))
             .args(["-mon", "chardev=qmp,mode=control"])
+            .arg("-drive")
+            .arg(format!("file={},format=raw,if=virtio", disk.display()))
             .arg("-serial")
             .arg(format!("file:{}", dir.join("console.log").display()))
             .arg("-kernel")
@@ -172,7 +178,7 @@ fn delivers_into_a_real_vm_over_virtio_serial() {
     n.vault(&k.encrypt(VAULT_JSON.as_bytes(), &["ed"], false, None, &[]));
     n.manifest(
         201,
-        "guest: qemu\nfiles:\n  - {dest: /etc/samba/phoenix.secret, key: samba/password}\n  - {dest: /etc/app/conf.d/app.env, format: env, vars: {DATABASE_PASS: app/db_password}, mode: \"0640\", group: app}\n  - {dest: /etc/krb5.keytab, key: kerberos/keytab, decode: base64, owner: app}\nafter:\n  - [touch, /run/delivered]\n",
+        "guest: qemu\nfiles:\n  - {dest: /etc/samba/phoenix.secret, key: samba/password}\n  - {dest: /etc/app/conf.d/app.env, format: env, vars: {DATABASE_PASS: app/db_password}, mode: \"0640\", group: app}\n  - {dest: /etc/krb5.keytab, key: kerberos/keytab, decode: base64, owner: app}\n  - {dest: /data/app/token, key: app/api_token, storage: ram, owner: app, mode: \"0440\"}\n  - {dest: /data/app/plain, key: samba/password}\nafter:\n  - [touch, /run/delivered]\n",
     );
     n.write(
         "pve/qemu-server/201.conf",
@@ -184,7 +190,7 @@ fn delivers_into_a_real_vm_over_virtio_serial() {
     ));
     let r = n.run(&["inject", "201", "--wait", "60"]);
     r.assert_code(0)
-        .assert_contains("3 of 3 files delivered through qga")
+        .assert_contains("5 of 5 files delivered through qga")
         .assert_contains("/etc/krb5.keytab (22 bytes): ok, verified by");
     for v in SECRET_VALUES {
         r.assert_lacks(v);
@@ -210,6 +216,29 @@ fn delivers_into_a_real_vm_over_virtio_serial() {
         out.split_whitespace().collect::<Vec<_>>(),
         vec!["22", "600", "1000", "0", "after-ran"]
     );
+    // RAM-only: the application reads /data/app/token, a link on the disk into
+    // /run/phx-hook (tmpfs); the disk image holds the disk file's value, never the
+    // RAM-only one.
+    let (code, out) = guest(
+        &mut t,
+        "cat /data/app/token; echo; readlink /data/app/token; stat -L -c '%a %u' /data/app/token; sync",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "TOKEN-SECRET-c0ffee", "{out}");
+    assert!(lines[1].starts_with("/run/phx-hook/"), "{out}");
+    assert_eq!(lines[2], "440 1000", "{out}");
+    let image = fs::read(vm.dir.join("disk.img")).unwrap();
+    let has = |v: &str| image.windows(v.len()).any(|w| w == v.as_bytes());
+    assert!(
+        has("SMB-SECRET-7f3a9c"),
+        "the search cannot find the disk file's value"
+    );
+    assert!(
+        !has("TOKEN-SECRET-c0ffee"),
+        "a RAM-only value reached the VM's disk"
+    );
+
     // In sync: the reconciler looks (agent requests only, no write) and does nothing.
     let pass = |n: &Node| {
         let r = n.run(&["reconcile", "--json"]);
@@ -268,21 +297,25 @@ fn delivers_into_a_real_vm_over_virtio_serial() {
         .iter()
         .map(|c| c["reason"].as_str().unwrap())
         .collect();
-    assert_eq!(reasons, ["reboot", "reboot", "reboot"], "{g}");
+    // The RAM root's three files and the RAM-only file; the disk file survived.
+    assert_eq!(reasons, ["reboot", "reboot", "reboot", "reboot"], "{g}");
     let (code, out) = guest(
         &mut t,
-        "cat /etc/samba/phoenix.secret; echo; test -e /run/delivered && echo after-ran",
+        "cat /etc/samba/phoenix.secret; echo; cat /data/app/token; echo; test -e /run/delivered && echo after-ran",
     );
     assert_eq!(
         (code, out.as_str()),
-        (Some(0), "SMB-SECRET-7f3a9c\nafter-ran\n")
+        (
+            Some(0),
+            "SMB-SECRET-7f3a9c\nTOKEN-SECRET-c0ffee\nafter-ran\n"
+        )
     );
     let reboots = fs::read_to_string(n.path("audit.jsonl"))
         .unwrap()
         .lines()
         .filter(|l| l.contains("\"reason\":\"reboot\""))
         .count();
-    assert_eq!(reboots, 3);
+    assert_eq!(reboots, 4);
     let (_, g) = pass(&n);
     assert_eq!(g["state"], "in_sync", "{g}");
 }

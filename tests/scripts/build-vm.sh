@@ -6,7 +6,7 @@
 # udev, no /dev/stdin, so phx-hook's busybox fallbacks are what runs.
 # Idempotent: does nothing when both files exist and were built by this version.
 set -eu
-VERSION=2 # bump when the image changes
+VERSION=3 # bump when the image changes
 OUT=$(realpath -m "$1")
 [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initrd.gz" ] && [ "$(cat "$OUT/version" 2>/dev/null)" = "$VERSION" ] && exit 0
 mkdir -p "$OUT"
@@ -27,7 +27,8 @@ done
 cp /usr/sbin/qemu-ga "$R/usr/sbin/"
 for lib in $(ldd /usr/sbin/qemu-ga | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do cp -L "$lib" "$R$lib"; done
 for m in drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko drivers/virtio/virtio_pci_legacy_dev.ko \
-         drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci.ko drivers/char/virtio_console.ko; do
+         drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci.ko drivers/char/virtio_console.ko \
+         drivers/block/virtio_blk.ko fs/minix/minix.ko drivers/firmware/qemu_fw_cfg.ko; do
   cp "$MK/$m" "$R/mod/"
 done
 printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\n' > "$R/etc/passwd"
@@ -38,7 +39,7 @@ export PATH=/bin:/usr/sbin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmpfs /run
 # Two passes: module dependencies differ between kernel builds.
 for pass in 1 2; do
-  for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console; do
+  for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console virtio_blk minix qemu_fw_cfg; do
     grep -q "^$m " /proc/modules || insmod /mod/$m.ko 2>/dev/null
   done
 done
@@ -51,6 +52,10 @@ for i in $(seq 1 200); do
   [ -e /dev/virtio-ports/org.qemu.guest_agent.0 ] && break
   sleep 0.05
 done
+# A disk, when the VM has one: a minix filesystem on /dev/vda at /data (the guest's
+# "disk", which the RAM-only test searches from the host).
+for i in $(seq 1 50); do [ -b /dev/vda ] && break; sleep 0.05; done
+if [ -b /dev/vda ]; then mkdir -p /data && mount -t minix /dev/vda /data; fi
 hostname phxvm
 echo "GUEST: starting qemu-ga" > /dev/console
 /usr/sbin/qemu-ga -m virtio-serial -p /dev/virtio-ports/org.qemu.guest_agent.0 -t /run -b guest-fsfreeze-freeze,guest-fsfreeze-thaw &

@@ -51,6 +51,8 @@ lxc.net.0.type = empty
 lxc.apparmor.profile = unconfined
 lxc.idmap = u 0 100000 65536
 lxc.idmap = g 0 100000 65536
+# /run is a tmpfs, as on every systemd guest: where RAM-only files (storage: ram) live.
+lxc.mount.entry = tmpfs run tmpfs rw,nosuid,nodev,mode=755,create=dir 0 0
 CONF
 lxc-create -P "$DEMO/lxc" -n 101 -f "$DEMO/lxc/ct.conf" -t busybox >/dev/null 2>&1
 echo 'app:x:1000:1000::/:/bin/sh' >> "$DEMO/lxc/101/rootfs/etc/passwd"
@@ -60,7 +62,7 @@ mkdir -p "$DEMO/vm201"
 ln -s "$DEMO/vm201/run/qga.sock" "$DEMO/qga/201.qga"
 cat > "$P/qemu-server/201.start" <<START
 #!/bin/sh
-( sleep 1; exec "$S/fake-guest.sh" "$DEMO/vm201" ) </dev/null >/dev/null 2>&1 &
+( sleep 1; PHX_RAM_DIR=1 exec "$S/fake-guest.sh" "$DEMO/vm201" ) </dev/null >/dev/null 2>&1 &
 echo \$! > "$DEMO/vm201.pid"
 START
 chmod +x "$P/qemu-server/201.start"
@@ -111,11 +113,17 @@ done
 echo
 AGENT_PID=$(cat "$DEMO/vm201.pid" 2>/dev/null || true)
 
-step "6. What the guests now hold (as the host sees their files)"
-echo "CT 101 (idmapped: container root is host uid 100000):"
-stat -c '  %A %u:%g %s bytes  /%n' "$DEMO/lxc/101/rootfs/etc/samba/phoenix.secret" | sed "s#$DEMO/lxc/101/rootfs/##"
-echo "VM 201:"
-(cd "$DEMO/vm201" && stat -c '  %A %U:%G %s bytes  /%n' etc/monitoring/agent.conf etc/krb5.keytab)
+step "6. What the guests now hold (storage: ram: on their disks only links into /run/phx-hook, a tmpfs)"
+echo "CT 101 (idmapped: container root is host uid 100000), on its disk:"
+stat -c '  %A %n' "$DEMO/lxc/101/rootfs/etc/samba/phoenix.secret" | sed "s#$DEMO/lxc/101/rootfs##"
+echo "  -> $(readlink "$DEMO/lxc/101/rootfs/etc/samba/phoenix.secret"), in the container's RAM:"
+lxc-attach -P "$DEMO/lxc" -n 101 --clear-env -- sh -c 'stat -L -c "  %A %u:%g %s bytes" /etc/samba/phoenix.secret'
+echo "VM 201, on its disk:"
+(cd "$DEMO/vm201" && for f in etc/monitoring/agent.conf etc/krb5.keytab; do echo "  /$f -> $(readlink "$f")"; done)
+if grep -rqs demo-samba-pw "$DEMO/lxc/101/rootfs" "$DEMO/vm201"; then
+  echo "  a secret value is on a guest's disk!"; exit 1
+fi
+echo "  no secret value anywhere on either guest's disk"
 
 step "7. status, the audit trail, and its hash chain"
 run "$BIN" status

@@ -24,7 +24,9 @@ if [ "${PHX_ALLOW_FREEZE_LIST:-}" != 1 ]; then BLOCK=$BLOCK,guest-fsfreeze-freez
 export ROOT BLOCK
 # The inner program is expanded by the inner shell, on purpose.
 # shellcheck disable=SC2016
-exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin ROOT="$ROOT" BLOCK="$BLOCK" PHX_EXTRA_BLOCK="${PHX_EXTRA_BLOCK:-}" \
+# With PHX_RAM_DIR=1 the guest's /run/phx-hook is a tmpfs of its own (where RAM-only
+# files go; the guest's /run is otherwise a plain directory on the host's disk).
+exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin ROOT="$ROOT" BLOCK="$BLOCK" PHX_EXTRA_BLOCK="${PHX_EXTRA_BLOCK:-}" PHX_RAM_DIR="${PHX_RAM_DIR:-}" \
   unshare --mount --pid --fork --kill-child --propagation private -- sh -ec '
     mount --bind /usr "$ROOT/usr"
     mount -o remount,bind,ro "$ROOT/usr"
@@ -32,6 +34,10 @@ exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin ROOT="$ROOT" BLOCK="$BLOCK" PHX_E
     mount -t tmpfs -o mode=0755,nosuid tmpfs "$ROOT/dev"
     for n in null zero full random urandom tty; do touch "$ROOT/dev/$n"; mount --bind /dev/$n "$ROOT/dev/$n"; done
     ln -s /proc/self/fd "$ROOT/dev/fd"
+    if [ "$PHX_RAM_DIR" = 1 ]; then
+      mkdir -p "$ROOT/run/phx-hook"
+      mount -t tmpfs -o mode=0711 tmpfs "$ROOT/run/phx-hook"
+    fi
     # The agent logs each guest-exec argv with syslog(3): /dev/log leads to a socket the
     # test harness may listen on at ROOT/run/syslog.sock.
     ln -s /run/syslog.sock "$ROOT/dev/log"

@@ -15,7 +15,8 @@
 #   directory, and its result is checked against the descriptor (phx_commit).
 #
 # Every function sets $why (one line, no secret) when it fails. POSIX sh: dash, bash and
-# busybox ash; tools: ls, mkdir, chown, chmod, mv, rm, rmdir, dd, cat, wc, readlink, and
+# busybox ash; tools: ls, mkdir, chown, chmod, mv, rm, rmdir, dd, cat, wc, readlink (and ln
+# and stat -f for RAM-only files), and
 # sha256sum when the guest has it.
 # shellcheck shell=sh
 

@@ -52,7 +52,9 @@ pub(crate) fn ram_dir_result(out: &str) -> Result<(), String> {
 }
 
 /// The input of [`LINK`]: the RAM-only files among `files` (index, destination, RAM path).
-pub(crate) fn link_input(links: &[(usize, &crate::types::GuestPath, &crate::types::GuestPath)]) -> String {
+pub(crate) fn link_input(
+    links: &[(usize, &crate::types::GuestPath, &crate::types::GuestPath)],
+) -> String {
     let mut s = format!("{}\n", links.len());
     for (_, dest, target) in links {
         s.push_str(&format!(
@@ -74,12 +76,20 @@ pub(crate) fn link_results(out: &str, n: usize) -> Vec<Result<(), String>> {
         let mut w = line.splitn(3, ' ');
         match (w.next(), w.next(), w.next()) {
             (Some("ok"), Some(i), None) => {
-                if let Some(slot) = i.parse::<usize>().ok().and_then(|i| res.get_mut(i.wrapping_sub(1))) {
+                if let Some(slot) = i
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| res.get_mut(i.wrapping_sub(1)))
+                {
                     slot.get_or_insert(Ok(()));
                 }
             }
             (Some("err"), Some(i), Some(why)) => {
-                if let Some(slot) = i.parse::<usize>().ok().and_then(|i| res.get_mut(i.wrapping_sub(1))) {
+                if let Some(slot) = i
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| res.get_mut(i.wrapping_sub(1)))
+                {
                     slot.get_or_insert(Err(crate::text::guest(why.as_bytes())));
                 }
             }
@@ -90,7 +100,13 @@ pub(crate) fn link_results(out: &str, n: usize) -> Vec<Result<(), String>> {
         }
     }
     res.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(fatal.clone().unwrap_or_else(|| "the link step did not report".into()))))
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(fatal
+                    .clone()
+                    .unwrap_or_else(|| "the link step did not report".into()))
+            })
+        })
         .collect()
 }
 

@@ -25,7 +25,8 @@ enum Shell {
 }
 
 const TOOLS: &[&str] = &[
-    "ls", "mkdir", "chown", "chmod", "mv", "rm", "rmdir", "dd", "cat", "wc", "readlink",
+    "ls", "mkdir", "chown", "chmod", "mv", "rm", "rmdir", "dd", "cat", "wc", "readlink", "stat",
+    "ln",
 ];
 
 /// A directory of tools to be a program's whole PATH: coreutils or busybox applets,
@@ -669,5 +670,94 @@ fn the_pct_programs_refuse_directories_others_can_write() {
         assert!(lines[2].contains("is a directory"), "{out}");
         assert_eq!(fs::read(dir.join("secret")).unwrap(), b"pushed secret");
         assert!(!dir.join(".d.phx-2").exists() && dir.join("adir").is_dir());
+    }
+}
+
+/// The reconciler's probe: a RAM-only file counts only while its destination is the link
+/// to it; a link elsewhere, a plain file there, or no link at all is `missing`.
+#[test]
+fn the_probe_checks_the_links_of_ram_only_files() {
+    for shell in [Shell::Dash, Shell::Busybox] {
+        let t = scratch();
+        let p = t.path();
+        let bin = tool_dir(p, shell, true, None);
+        let store = p.join("ram-file");
+        fs::write(&store, b"x").unwrap();
+        let good = p.join("good");
+        std::os::unix::fs::symlink(&store, &good).unwrap();
+        let wrong = p.join("wrong");
+        std::os::unix::fs::symlink(p.join("elsewhere"), &wrong).unwrap();
+        let plain = p.join("plain");
+        fs::write(&plain, b"y").unwrap();
+        let s = |x: &Path| x.display().to_string();
+        let input = format!(
+            "{f}\n{good}\n{f}\n{wrong}\n{f}\n{plain}\n{f}\n{none}\n{plain}\n\n",
+            f = s(&store),
+            good = s(&good),
+            wrong = s(&wrong),
+            plain = s(&plain),
+            none = s(&p.join("none"))
+        );
+        let (code, out, err) = run(shell, &AGENT_PROBE, &bin, input.as_bytes());
+        assert_eq!(code, 0, "{shell:?}: {err}");
+        let kinds: Vec<&str> = out
+            .lines()
+            .skip(1)
+            .map(|l| l.split(' ').next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            kinds,
+            ["ok", "missing", "missing", "missing", "ok"],
+            "{shell:?}: {out}"
+        );
+    }
+}
+
+/// RAM-only files' last step: each destination becomes the link (a file there is
+/// replaced, a link elsewhere too, never followed), a directory is refused.
+#[test]
+fn the_link_program_replaces_and_never_follows() {
+    for shell in [Shell::Dash, Shell::Busybox] {
+        let t = scratch();
+        let p = t.path();
+        let bin = tool_dir(p, shell, true, None);
+        let target = p.join("run/phx-hook/abc-token");
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::write(&target, b"x").unwrap();
+        let victim = victim(p);
+        fs::create_dir_all(p.join("etc/app/dir")).unwrap();
+        fs::write(p.join("etc/app/plain"), b"old").unwrap();
+        std::os::unix::fs::symlink(&victim, p.join("etc/app/evil")).unwrap();
+        let dests = [
+            "etc/app/plain",
+            "etc/app/evil",
+            "etc/app/dir",
+            "etc/new/sub/token",
+        ];
+        let mut input = format!("{}\n", dests.len());
+        for d in dests {
+            let full = p.join(d);
+            input.push_str(&format!(
+                "{}\n{}\n.{}.phx-test\n{}\n",
+                full.parent().unwrap().display(),
+                full.file_name().unwrap().to_string_lossy(),
+                full.file_name().unwrap().to_string_lossy(),
+                target.display()
+            ));
+        }
+        let (code, out, err) = run(shell, &LINK, &bin, input.as_bytes());
+        assert_eq!(code, 0, "{shell:?}: {err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(&lines[..2], ["ok 1", "ok 2"], "{shell:?}: {out}");
+        assert!(
+            lines[2].starts_with("err 3 ") && lines[2].contains("is a directory"),
+            "{out}"
+        );
+        assert_eq!(lines[3], "ok 4", "{shell:?}: {out}");
+        for d in ["etc/app/plain", "etc/app/evil", "etc/new/sub/token"] {
+            assert_eq!(fs::read_link(p.join(d)).unwrap(), target, "{shell:?}: {d}");
+        }
+        victim_intact(&victim);
+        assert!(p.join("etc/app/dir").is_dir());
     }
 }

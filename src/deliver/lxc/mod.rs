@@ -416,7 +416,7 @@ fn write_one(d: &Delivery, dest: &GuestPath, db: &mut Db) -> Result<Verified, St
     let gid = db.id(&d.group, "group")?;
     let dir_fd = open_dir(dest.parent())?;
     let name = dest.file_name();
-    let tmp = crate::deliver::guest::temp_name(&dest);
+    let tmp = crate::deliver::guest::temp_name(dest);
     let created = openat(
         &dir_fd,
         tmp.as_str(),
@@ -498,10 +498,7 @@ fn child(ns: &Namespaces, files: &[Delivery], w: OwnedFd) -> i32 {
         passwd: None,
         group: None,
     };
-    let ram = files
-        .iter()
-        .any(|d| d.store.is_some())
-        .then(ram_dir);
+    let ram = files.iter().any(|d| d.store.is_some()).then(ram_dir);
     for d in files {
         let done = match (&d.store, &ram) {
             (None, _) => write_one(d, &d.dest, &mut db).map(drop),

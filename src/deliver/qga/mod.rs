@@ -597,7 +597,10 @@ impl super::Steps for QgaTransport {
         guest::ram_dir_result(&String::from_utf8_lossy(&done.out)).map_err(DeliverError::File)
     }
 
-    fn link(&mut self, links: &[(usize, &crate::types::GuestPath, &crate::types::GuestPath)]) -> Vec<Result<(), String>> {
+    fn link(
+        &mut self,
+        links: &[(usize, &crate::types::GuestPath, &crate::types::GuestPath)],
+    ) -> Vec<Result<(), String>> {
         let args = ["-c", guest::LINK.as_str(), "phx-hook"];
         let input = guest::link_input(links);
         match self.exec_wait("/bin/sh", &args, Some(input.as_bytes()), true, self.timeout) {
