@@ -81,6 +81,9 @@ pub struct Pve {
     pub lock_dir_lxc: Utf8PathBuf,
     /// LXC's lxcpath: a container runs while `@<lxc_path>/<vmid>/command` is bound.
     pub lxc_path: Utf8PathBuf,
+    /// Where VMs' systemd credentials wait for QEMU between pre-start and post-start
+    /// (`<dir>/<vmid>/<name>`): root-only, on tmpfs.
+    pub credentials_dir: Utf8PathBuf,
     /// The `pct` command.
     pub pct: String,
     /// The `qm` command (registration).
@@ -137,6 +140,7 @@ impl Default for Config {
                 qga_socket_dir: "/var/run/qemu-server".into(),
                 lock_dir_lxc: "/run/lock/lxc".into(),
                 lxc_path: "/var/lib/lxc".into(),
+                credentials_dir: "/run/phx-hook/credentials".into(),
                 pct: "pct".into(),
                 qm: "qm".into(),
                 lxc_info: "lxc-info".into(),
@@ -180,6 +184,7 @@ struct RawPve {
     qga_socket_dir: Option<Spanned<String>>,
     lock_dir_lxc: Option<Spanned<String>>,
     lxc_path: Option<Spanned<String>>,
+    credentials_dir: Option<Spanned<String>>,
     pct: Option<Spanned<String>>,
     qm: Option<Spanned<String>>,
     lxc_info: Option<Spanned<String>>,
@@ -333,6 +338,9 @@ impl Config {
             }
             if let Some(v) = pve.lxc_path {
                 cfg.pve.lxc_path = p(v)?;
+            }
+            if let Some(v) = pve.credentials_dir {
+                cfg.pve.credentials_dir = p(v)?;
             }
             if let Some(v) = pve.pct {
                 cfg.pve.pct = command(path, v)?;

@@ -403,6 +403,7 @@ pub fn sync(cfg: &Config, p: &Prepared, mode: Mode, phase: &str, progress: Progr
             .map(|c| p.plan.deliveries[c.index].clone())
             .collect(),
         after: p.plan.after.clone(),
+        credentials: Vec::new(),
     };
     let mut t = hook::transport_for(cfg, vmid, p.kind);
     let report = crate::deliver::execute(&subset, t.as_mut(), event);
@@ -526,6 +527,7 @@ mod tests {
                 })
                 .collect(),
             after: Vec::new(),
+            credentials: Vec::new(),
         }
     }
 

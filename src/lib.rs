@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod deliver;
 pub mod engine;
 pub mod error;

@@ -53,8 +53,41 @@ pub struct FileSpec {
     pub group: Owner,
     /// Where its bytes are kept in the guest.
     pub storage: Storage,
+    /// A systemd credential of this name that the VM gets at boot through QEMU's fw_cfg
+    /// (`credential:`; see [`CREDENTIALS_FW_CFG`]).
+    pub credential: Option<String>,
+    /// Whether the file is also written into the guest at `dest` (an entry with only
+    /// `credential` is not: its `dest` is where systemd shows it in the guest).
+    pub to_guest: bool,
     /// Where the entry is in the manifest.
     pub place: Place,
+}
+
+/// The fw_cfg directory systemd imports credentials from (systemd v251 and later,
+/// `import-creds.c`); QEMU allows 55 characters for an fw_cfg name, so a credential
+/// name has at most [`CREDENTIAL_NAME_MAX`].
+pub const CREDENTIALS_FW_CFG: &str = "opt/io.systemd.credentials";
+
+/// The longest credential name that fits an fw_cfg name.
+pub const CREDENTIAL_NAME_MAX: usize = 55 - CREDENTIALS_FW_CFG.len() - 1;
+
+/// Where systemd shows an imported system credential in the guest.
+pub const CREDENTIALS_IN_GUEST: &str = "/run/credentials/@system";
+
+fn credential_name(s: &str) -> Result<String, String> {
+    if s.is_empty()
+        || s.len() > CREDENTIAL_NAME_MAX
+        || s.starts_with('.')
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(format!(
+            "credential `{}` must be 1 to {CREDENTIAL_NAME_MAX} letters, digits, `.`, `_` or `-`, not starting with `.` (QEMU's fw_cfg names are at most 55 characters)",
+            crate::text::name(s)
+        ));
+    }
+    Ok(s.to_string())
 }
 
 /// Where a file's bytes are kept in the guest (`storage:`, for the manifest or a file).
@@ -233,6 +266,7 @@ struct RawFile {
     owner: Option<Spanned<Scalar>>,
     group: Option<Spanned<Scalar>>,
     storage: Option<Spanned<String>>,
+    credential: Option<Spanned<String>>,
 }
 
 /// A manifest that failed to load: every problem found, each naming file, line and column.
@@ -382,6 +416,24 @@ pub fn parse(
             Err(mut e) => problems.append(&mut e),
         }
     }
+    let mut creds: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in &m.files {
+        if let Some(name) = &f.credential {
+            if let Some(line) = creds.get(name.as_str()) {
+                problems.push(f.place.error(
+                    path,
+                    format!("credential `{name}` is also named by the entry at line {line}"),
+                ));
+            }
+            creds.insert(name, f.place.line);
+            if m.guest == Some(GuestKind::Lxc) {
+                problems.push(f.place.error(
+                    path,
+                    "`credential` is for VMs (QEMU passes it through fw_cfg); a container gets files",
+                ));
+            }
+        }
+    }
     for (i, cmd) in raw.after.unwrap_or_default().into_iter().enumerate() {
         let place = Place::of(&cmd.referenced);
         let argv = cmd.value;
@@ -416,12 +468,25 @@ fn file_spec(
     let mut err =
         |at: Place, msg: String| problems.push(at.error(path, format!("files[{i}]: {msg}")));
 
-    let dest = match f.dest {
-        None => {
-            err(place, "`dest` is missing".into());
+    let credential = f.credential.as_ref().and_then(|c| {
+        credential_name(&c.value)
+            .map_err(|m| err(Place::of(&c.referenced), m))
+            .ok()
+    });
+    let to_guest = f.dest.is_some();
+    let dest = match (f.dest, &credential) {
+        (None, Some(name)) => format!("{CREDENTIALS_IN_GUEST}/{name}")
+            .parse::<GuestPath>()
+            .ok(),
+        (None, None) if f.credential.is_some() => None,
+        (None, None) => {
+            err(
+                place,
+                "`dest` is missing (or `credential`, for a VM)".into(),
+            );
             None
         }
-        Some(d) => d
+        (Some(d), _) => d
             .value
             .parse::<GuestPath>()
             .map_err(|m| err(Place::of(&d.referenced), m))
@@ -591,6 +656,8 @@ fn file_spec(
                 owner,
                 group,
                 storage,
+                credential,
+                to_guest,
                 place,
             })
         }

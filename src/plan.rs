@@ -28,6 +28,20 @@ pub struct Plan {
     pub deliveries: Vec<Delivery>,
     /// Commands to run in the guest afterwards.
     pub after: Vec<Vec<String>>,
+    /// systemd credentials for the VM's boot, through QEMU's fw_cfg (pre-start writes
+    /// them where the VM's `args` point QEMU).
+    pub credentials: Vec<Credential>,
+}
+
+/// One systemd credential, ready to hand to QEMU.
+#[derive(Clone, Debug)]
+pub struct Credential {
+    /// Its name (`opt/io.systemd.credentials/<name>`).
+    pub name: String,
+    /// The vault keys it holds.
+    pub keys: Vec<KeyPath>,
+    /// The bytes.
+    pub content: Secret,
 }
 
 /// One file, ready to write.
@@ -113,6 +127,7 @@ pub fn build(m: &Manifest, v: &Vault) -> Result<Plan, Vec<Problem>> {
 pub fn build_partial(m: &Manifest, v: &Vault) -> (Plan, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut deliveries = Vec::new();
+    let mut credentials = Vec::new();
     for f in &m.files {
         let mut r = Resolver {
             vault: v,
@@ -188,7 +203,15 @@ pub fn build_partial(m: &Manifest, v: &Vault) -> (Plan, Vec<Problem>) {
                 ok.then(|| Secret::new(out))
             }
         };
-        if let Some(content) = content {
+        let Some(content) = content else { continue };
+        if let Some(name) = &f.credential {
+            credentials.push(Credential {
+                name: name.clone(),
+                keys: f.content.keys().into_iter().cloned().collect(),
+                content: content.clone(),
+            });
+        }
+        if f.to_guest {
             deliveries.push(Delivery {
                 dest: f.dest.clone(),
                 format: f.content.format(),
@@ -207,6 +230,7 @@ pub fn build_partial(m: &Manifest, v: &Vault) -> (Plan, Vec<Problem>) {
         required: m.required,
         deliveries,
         after: m.after.clone(),
+        credentials,
     };
     (plan, problems)
 }

@@ -365,6 +365,7 @@ pub enum Unregistered {
 
 /// Unregister one guest, restoring what `register --chain` replaced.
 pub fn unregister(cfg: &Config, vmid: Vmid) -> Result<Unregistered, RegError> {
+    unearly(cfg, vmid)?;
     let guest = pve::find_guest(&cfg.pve.config_dir, vmid).map_err(|e| e.to_string())?;
     let rec = record(cfg, vmid);
     let current = guest.get("hookscript");
@@ -385,6 +386,59 @@ pub fn unregister(cfg: &Config, vmid: Vmid) -> Result<Unregistered, RegError> {
     };
     let _ = fs::remove_file(record_path(cfg, vmid));
     Ok(result)
+}
+
+/// `register --early` for a VM: its `args` pass each credential its manifest names to
+/// QEMU through fw_cfg (see [`crate::credentials`]), its own arguments kept. The names.
+pub fn early(cfg: &Config, vmid: Vmid) -> Result<Vec<String>, RegError> {
+    let guest = pve::find_guest(&cfg.pve.config_dir, vmid).map_err(|e| e.to_string())?;
+    if guest.kind != GuestKind::Qemu {
+        return Err(format!(
+            "guest {vmid} is a container: early delivery works for VMs here (systemd credentials through QEMU's fw_cfg)"
+        ));
+    }
+    let m = crate::manifest::load(&cfg.manifests, vmid)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("guest {vmid} has no manifest"))?;
+    let names: Vec<String> = m
+        .files
+        .iter()
+        .filter_map(|f| f.credential.clone())
+        .collect();
+    if names.is_empty() {
+        return Err(format!(
+            "the manifest of guest {vmid} names no `credential`: there is nothing to deliver early"
+        ));
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let current = guest.get("args");
+    let merged = crate::credentials::merged_args(cfg, vmid, current.as_deref(), &refs);
+    if current.as_deref() != Some(merged.as_str()) {
+        set(cfg, guest.kind, vmid, &["--args", &merged])?;
+    }
+    Ok(names)
+}
+
+/// Take phx-hook's fw_cfg entries out of a VM's `args` (the rest kept); whether there
+/// were any.
+pub fn unearly(cfg: &Config, vmid: Vmid) -> Result<bool, RegError> {
+    let guest = pve::find_guest(&cfg.pve.config_dir, vmid).map_err(|e| e.to_string())?;
+    if guest.kind != GuestKind::Qemu {
+        return Ok(false);
+    }
+    let Some(current) = guest.get("args") else {
+        return Ok(false);
+    };
+    let left = crate::credentials::merged_args(cfg, vmid, Some(&current), &[]);
+    if left == current {
+        return Ok(false);
+    }
+    if left.is_empty() {
+        set(cfg, guest.kind, vmid, &["--delete", "args"])?;
+    } else {
+        set(cfg, guest.kind, vmid, &["--args", &left])?;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

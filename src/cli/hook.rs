@@ -52,6 +52,8 @@ pub(crate) fn run(vmid: Vmid, phase: &str, config: Option<&Utf8Path>) -> Exit {
         Phase::PreStart => pre_start(&cfg, &audit, vmid),
         Phase::PostStart => post_start(&cfg, &audit, vmid, config),
         Phase::PreStop | Phase::PostStop => {
+            // Credentials a start that failed after pre-start left behind.
+            crate::credentials::remove(&cfg, vmid);
             if crate::manifest::path_for(&cfg.manifests, vmid).exists() {
                 // A worker still waiting for this guest must not deliver to it any more
                 // (docs/PROXMOX.md §9, §12: a backup of a stopped VM starts it paused and
@@ -124,6 +126,40 @@ fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
             for prob in &p.problems {
                 eprintln!("phx-hook: warning: guest {vmid}: {prob} (required: false)");
             }
+            if !p.plan.credentials.is_empty()
+                && let Err(why) = credentials_for_qemu(cfg, vmid, &p, guest.as_ref())
+            {
+                let tolerated = start.migration().or_else(|| start.backup());
+                let line = format!("phx-hook: guest {vmid}: {why}");
+                write_audit(
+                    audit,
+                    &[Event::new(Some(vmid), "pre-start", "credentials", "failed")
+                        .with("error", why.clone())],
+                );
+                if tolerated.is_none() && p.plan.required {
+                    eprintln!("{line}");
+                    return Exit::Failed;
+                }
+                eprintln!("phx-hook: warning: {why}");
+            } else if !p.plan.credentials.is_empty() {
+                eprintln!(
+                    "phx-hook: guest {vmid}: {} credential(s) handed to QEMU (fw_cfg); removed from the host after start",
+                    p.plan.credentials.len()
+                );
+                write_audit(
+                    audit,
+                    &[
+                        Event::new(Some(vmid), "pre-start", "credentials", "ok").with(
+                            "credentials",
+                            p.plan
+                                .credentials
+                                .iter()
+                                .map(|c| c.name.clone())
+                                .collect::<Vec<_>>(),
+                        ),
+                    ],
+                );
+            }
             eprintln!(
                 "phx-hook: guest {vmid}: {} file{} ready for delivery after start",
                 p.plan.deliveries.len(),
@@ -154,6 +190,32 @@ fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
             Exit::Ok
         }
     }
+}
+
+/// A VM's systemd credentials, for QEMU to read at start-up: the VM's `args` must pass
+/// each to QEMU (`register --early` puts them there), and they are written to the host's
+/// RAM (see [`crate::credentials`]).
+fn credentials_for_qemu(
+    cfg: &Config,
+    vmid: Vmid,
+    p: &hook::Prepared,
+    guest: Option<&crate::pve::GuestConfig>,
+) -> Result<(), String> {
+    if p.kind != GuestKind::Qemu {
+        return Err(
+            "`credential` entries are for VMs (QEMU's fw_cfg); a container gets files".into(),
+        );
+    }
+    let names: Vec<&str> = p.plan.credentials.iter().map(|c| c.name.as_str()).collect();
+    let args = guest.and_then(|g| g.get("args"));
+    let missing = crate::credentials::missing(cfg, vmid, args.as_deref(), &names);
+    if !missing.is_empty() {
+        return Err(format!(
+            "the VM's `args` do not pass credential(s) {} to QEMU; run `phx-hook register {vmid} --early`",
+            missing.join(", ")
+        ));
+    }
+    crate::credentials::write(cfg, vmid, &p.plan.credentials)
 }
 
 /// pre-start of a guest without a manifest. A guest registered with `phx-hook register`
@@ -217,6 +279,18 @@ fn skip_reason(cfg: &Config, vmid: Vmid) -> Option<String> {
 }
 
 fn post_start(cfg: &Config, audit: &Audit, vmid: Vmid, config: Option<&Utf8Path>) -> Exit {
+    // QEMU has read its credentials (fw_cfg files are read at start-up): off the host.
+    if crate::credentials::remove(cfg, vmid) > 0 {
+        write_audit(
+            audit,
+            &[Event::new(
+                Some(vmid),
+                "post-start",
+                "credentials-removed",
+                "ok",
+            )],
+        );
+    }
     if !crate::manifest::path_for(&cfg.manifests, vmid).exists() {
         return Exit::Ok;
     }
@@ -366,6 +440,10 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
         }
         Check::Ready(p) => p,
     };
+    if p.plan.deliveries.is_empty() {
+        // Only credentials, which QEMU had at start-up.
+        return Exit::Ok;
+    }
     sys.log(
         Level::Info,
         &format!(

@@ -22,7 +22,7 @@ pub(crate) struct RegisterArgs {
 
     /// Set this node up for every registered guest instead: install the snippet each one
     /// names (a node that joined the cluster, or was reinstalled). Changes no guest.
-    #[arg(long, conflicts_with_all = ["vmids", "storage", "chain"])]
+    #[arg(long, conflicts_with_all = ["vmids", "storage", "chain", "early"])]
     node: bool,
 
     /// The storage whose `snippets` directory gets the hookscript (default: a shared
@@ -33,6 +33,11 @@ pub(crate) struct RegisterArgs {
     /// If a guest already has another hookscript, keep it and run it after phx-hook.
     #[arg(long)]
     chain: bool,
+
+    /// Also deliver before the guest's first process: a VM's `credential` entries go to
+    /// systemd through QEMU's fw_cfg (sets the VM's `args`).
+    #[arg(long)]
+    early: bool,
 }
 
 /// Arguments of `unregister`.
@@ -67,6 +72,26 @@ pub(crate) fn run(args: RegisterArgs, ctx: &Context) -> Result<Exit, Error> {
     }
     let mut failed = 0;
     for vmid in args.vmids {
+        if args.early {
+            match register::early(cfg, vmid) {
+                Ok(names) => {
+                    println!(
+                        "{vmid}: credential(s) {} reach the VM through fw_cfg from its next start",
+                        names.join(", ")
+                    );
+                    write_audit(
+                        &audit,
+                        &[Event::new(Some(vmid), "register", "early", "ok")
+                            .with("credentials", names)],
+                    );
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("error: {vmid}: {e}");
+                    continue;
+                }
+            }
+        }
         match register::register(cfg, vmid, &storage, args.chain, &exe) {
             Ok(Registered::Already) => println!("{vmid}: already registered"),
             Ok(Registered::New { chained }) => {

@@ -24,7 +24,7 @@ impl Vm {
     /// /var/run/qemu-server (qemu-server `config_to_command`: `-pidfile`, the `qmp`
     /// chardev, the `qga0` chardev). No `-no-reboot`: a reboot in the guest resets the
     /// machine and the same QEMU process goes on, as on Proxmox.
-    fn boot(images: &Path, dir: &Path) -> Vm {
+    fn boot(images: &Path, dir: &Path, extra: &[&str]) -> Vm {
         fs::create_dir_all(dir).unwrap();
         let sock = dir.join("201.qga");
         // The guest's disk: a minix filesystem the guest mounts at /data.
@@ -55,6 +55,8 @@ impl Vm {
             .args(["-mon", "chardev=qmp,mode=control"])
             .arg("-drive")
             .arg(format!("file={},format=raw,if=virtio", disk.display()))
+            // The VM config's `args`, appended last as qemu-server's config_to_command does.
+            .args(extra)
             .arg("-serial")
             .arg(format!("file:{}", dir.join("console.log").display()))
             .arg("-kernel")
@@ -150,7 +152,7 @@ fn guest(t: &mut QgaTransport, script: &str) -> (Option<i32>, String) {
 #[test]
 fn delivers_into_a_real_vm_over_virtio_serial() {
     let n = Node::new();
-    let vm = Vm::boot(&images(), &n.path("qga"));
+    let vm = Vm::boot(&images(), &n.path("qga"), &[]);
     let vmid = "201".parse().unwrap();
     let mut t = QgaTransport::new(vmid, vm.socket(), Duration::from_secs(20));
     let took = t.wait(Duration::from_secs(180)).unwrap_or_else(|e| {
@@ -318,4 +320,117 @@ fn delivers_into_a_real_vm_over_virtio_serial() {
     assert_eq!(reboots, 4);
     let (_, g) = pass(&n);
     assert_eq!(g["state"], "in_sync", "{g}");
+}
+
+/// Early delivery for VMs: `register --early` puts fw_cfg entries in the VM's `args`,
+/// pre-start writes the credentials to the host's RAM, QEMU reads them at start-up,
+/// post-start removes them; the guest kernel shows them where systemd imports them
+/// from, and no value is in the VM config or QEMU's command line.
+#[test]
+fn systemd_credentials_reach_a_real_vm_through_fw_cfg() {
+    use crate::sim::SimNode;
+    let sim = SimNode::new(VAULT_JSON.as_bytes(), "");
+    let creds = tempfile::tempdir_in("/dev/shm").unwrap();
+    let cfg = fs::read_to_string(sim.path("phx-hook.yaml")).unwrap();
+    sim.node.write(
+        "phx-hook.yaml",
+        cfg.replacen(
+            "  qga_socket_dir:",
+            &format!(
+                "  credentials_dir: {}\n  qga_socket_dir:",
+                creds.path().display()
+            ),
+            1,
+        )
+        .as_bytes(),
+    );
+    sim.vm(201, "agent: 1\nargs: -smbios type=1,serial=phx\n");
+    sim.node.manifest(
+        201,
+        "guest: qemu\nfiles:\n  - {credential: db-password, key: app/db_password}\n  - {credential: api.token, key: app/api_token, dest: /run/app/token}\n",
+    );
+    sim.phx(&["register", "201", "--early"])
+        .assert_code(0)
+        .assert_contains("db-password, api.token reach the VM through fw_cfg");
+    let conf = sim.conf("qemu-server", 201);
+    let args: Vec<String> = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("args: "))
+        .unwrap()
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        &args[..2],
+        ["-smbios", "type=1,serial=phx"],
+        "the VM's own args went: {conf}"
+    );
+    assert!(conf.contains("hookscript: sim:snippets/phx-hook"));
+    // pre-start: the credentials wait in RAM, root-only.
+    sim.phx(&["201", "pre-start"])
+        .assert_code(0)
+        .assert_contains("2 credential(s) handed to QEMU");
+    let dir = creds.path().join("201");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::read(dir.join("db-password")).unwrap(),
+        b"DB-SECRET-41b2e8"
+    );
+    assert_eq!(
+        fs::metadata(dir.join("db-password"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    // QEMU starts with the VM's args and reads them.
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let vm = Vm::boot(&images(), &sim.path("qga"), &args);
+    let mut t = QgaTransport::new("201".parse().unwrap(), vm.socket(), Duration::from_secs(20));
+    t.wait(Duration::from_secs(180)).unwrap_or_else(|e| {
+        panic!(
+            "the VM's agent never answered: {e}\nconsole:\n{}",
+            vm.console()
+        )
+    });
+    // post-start: off the host.
+    sim.phx(&["201", "post-start"]).assert_code(0);
+    assert!(!dir.exists(), "the host copies are still there");
+    let (code, out) = guest(
+        &mut t,
+        "d=/sys/firmware/qemu_fw_cfg/by_name/opt/io.systemd.credentials; cat $d/db-password/raw; echo; cat $d/api.token/raw",
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "DB-SECRET-41b2e8\nTOKEN-SECRET-c0ffee"),
+        "{}",
+        vm.console()
+    );
+    // The file entry with a `dest` too is delivered through the agent by the worker.
+    let t = std::cell::RefCell::new(t);
+    sim.eventually(60, "the agent delivery", || {
+        guest(&mut t.borrow_mut(), "cat /run/app/token").1 == "TOKEN-SECRET-c0ffee"
+    });
+    // No value in the VM config or QEMU's command line.
+    let pid = fs::read_to_string(sim.path("qga/201.pid")).unwrap();
+    let cmdline = fs::read(format!("/proc/{}/cmdline", pid.trim())).unwrap();
+    for v in SECRET_VALUES {
+        assert!(
+            !cmdline.windows(v.len()).any(|w| w == v.as_bytes()),
+            "{v} in QEMU's argv"
+        );
+        assert!(!sim.conf("qemu-server", 201).contains(v));
+    }
+    // unregister takes phx-hook's entries out, the VM's own args stay.
+    sim.phx(&["unregister", "201"]).assert_code(0);
+    let conf = sim.conf("qemu-server", 201);
+    assert!(
+        conf.contains("args: -smbios type=1,serial=phx\n") && !conf.contains("fw_cfg"),
+        "{conf}"
+    );
 }

@@ -300,6 +300,11 @@ def set_hookscript(kind, vmid, lock_path, args):
         set_conf_value(conf, "hookscript", args[1])
     elif args == ["--delete", "hookscript"]:
         set_conf_value(conf, "hookscript", None)
+    elif kind == "qemu" and args[:1] == ["--args"] and len(args) == 2:
+        # `args` (root@pam only: API2/Qemu.pm), appended to QEMU's command line.
+        set_conf_value(conf, "args", args[1])
+    elif kind == "qemu" and args == ["--delete", "args"]:
+        set_conf_value(conf, "args", None)
     else:
         die(f"stand-in: unsupported set arguments {args}")
     lock.release()

@@ -1,0 +1,182 @@
+//! Early delivery for VMs: systemd credentials through QEMU's fw_cfg. systemd (v251 and
+//! later) imports every `opt/io.systemd.credentials/NAME` fw_cfg entry at boot, before
+//! any unit starts, into `/run/credentials/@system/NAME` (RAM); a service reads it with
+//! `LoadCredential=NAME`. No guest agent, no race with the guest's services.
+//!
+//! `register <vmid> --early` puts `-fw_cfg name=opt/io.systemd.credentials/NAME,file=PATH`
+//! into the VM's `args` (qemu-server appends `args` to QEMU's command line,
+//! `config_to_command`), PATH below `pve.credentials_dir/<vmid>/`, a root-only directory
+//! on the host's RAM. pre-start writes each credential there; QEMU reads the file once,
+//! at start-up (qemu `vl.c`, fw_cfg options), so post-start removes it again. No value is
+//! ever in the VM config, QEMU's command line or a log.
+
+use std::fs;
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::config::Config;
+use crate::manifest::CREDENTIALS_FW_CFG;
+use crate::plan::Credential;
+use crate::types::Vmid;
+
+/// Where the credentials of `vmid` wait for QEMU.
+pub fn dir(cfg: &Config, vmid: Vmid) -> Utf8PathBuf {
+    cfg.pve.credentials_dir.join(vmid.to_string())
+}
+
+/// The QEMU arguments that hand credential `name` of `vmid` to the guest.
+pub fn fw_cfg(cfg: &Config, vmid: Vmid, name: &str) -> String {
+    format!(
+        "-fw_cfg name={CREDENTIALS_FW_CFG}/{name},file={}",
+        dir(cfg, vmid).join(name)
+    )
+}
+
+/// The VM's `args` with phx-hook's fw_cfg entries for `names` (and none of its earlier
+/// ones), the administrator's own arguments kept as they are.
+pub fn merged_args(cfg: &Config, vmid: Vmid, existing: Option<&str>, names: &[&str]) -> String {
+    let ours = format!("file={}/", dir(cfg, vmid));
+    let mut words: Vec<&str> = existing
+        .unwrap_or("")
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect();
+    // Drop `-fw_cfg <value>` pairs whose value is one of ours.
+    let mut i = 0;
+    while i < words.len() {
+        if words[i] == "-fw_cfg" && words.get(i + 1).is_some_and(|v| v.contains(&ours)) {
+            words.drain(i..i + 2);
+        } else {
+            i += 1;
+        }
+    }
+    let mut out: Vec<String> = words.into_iter().map(str::to_string).collect();
+    out.extend(names.iter().map(|n| fw_cfg(cfg, vmid, n)));
+    out.join(" ")
+}
+
+/// The credentials among `names` whose fw_cfg entry `args` lacks.
+pub fn missing<'a>(
+    cfg: &Config,
+    vmid: Vmid,
+    args: Option<&str>,
+    names: &[&'a str],
+) -> Vec<&'a str> {
+    let args = args.unwrap_or("");
+    names
+        .iter()
+        .copied()
+        .filter(|n| !args.contains(&fw_cfg(cfg, vmid, n)))
+        .collect()
+}
+
+/// A directory for secrets on the host: root's alone (0700), and on tmpfs or ramfs by
+/// its filesystem's own type.
+fn ram_dir(path: &Utf8Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| format!("cannot create `{path}`: {e}"))?;
+    let m = fs::symlink_metadata(path).map_err(|e| format!("cannot stat `{path}`: {e}"))?;
+    if !m.is_dir() || m.uid() != 0 {
+        return Err(format!("`{path}` is not a directory of root's"));
+    }
+    if m.mode() & 0o077 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot make `{path}` root-only: {e}"))?;
+    }
+    let st = nix::sys::statfs::statfs(path.as_std_path())
+        .map_err(|e| format!("cannot statfs `{path}`: {e}"))?;
+    let t = st.filesystem_type();
+    if t == nix::sys::statfs::TMPFS_MAGIC || t.0 == 0x8584_58f6 {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{path}` is not on a RAM-backed filesystem (type {:#x}): credentials must never touch the host's disk; set `pve.credentials_dir` to a directory on tmpfs (such as one below /run)",
+            t.0
+        ))
+    }
+}
+
+/// Write the credentials of `vmid` for QEMU to read, and remove any other file there.
+pub fn write(cfg: &Config, vmid: Vmid, creds: &[Credential]) -> Result<(), String> {
+    let base = &cfg.pve.credentials_dir;
+    if base.as_str().contains([',', ' ', '\t', '\n']) {
+        return Err(format!(
+            "`pve.credentials_dir` ({base}) may not contain a comma or white space (QEMU options)"
+        ));
+    }
+    ram_dir(base)?;
+    let d = dir(cfg, vmid);
+    ram_dir(&d)?;
+    for c in creds {
+        crate::files::replace_private(&d.join(&c.name), c.content.expose(), false)
+            .map_err(|e| format!("cannot write credential `{}` for QEMU: {e}", c.name))?;
+    }
+    if let Ok(rd) = fs::read_dir(&d) {
+        for e in rd.flatten() {
+            let name = e.file_name();
+            if !creds.iter().any(|c| name.to_str() == Some(c.name.as_str())) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Remove the credentials of `vmid` from the host (QEMU holds its own copy once it runs);
+/// how many there were.
+pub fn remove(cfg: &Config, vmid: Vmid) -> usize {
+    let d = dir(cfg, vmid);
+    let Ok(rd) = fs::read_dir(&d) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in rd.flatten() {
+        if fs::remove_file(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    let _ = fs::remove_dir(&d);
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(dir: &str) -> Config {
+        let mut c = Config::default();
+        c.pve.credentials_dir = dir.into();
+        c
+    }
+
+    #[test]
+    fn args_are_merged_and_checked() {
+        let c = cfg("/run/phx-hook/credentials");
+        let id: Vmid = "201".parse().unwrap();
+        let a = merged_args(
+            &c,
+            id,
+            Some("-cpu host -fw_cfg name=opt/other,file=/etc/x"),
+            &["db", "tls.key"],
+        );
+        assert_eq!(
+            a,
+            "-cpu host -fw_cfg name=opt/other,file=/etc/x -fw_cfg name=opt/io.systemd.credentials/db,file=/run/phx-hook/credentials/201/db -fw_cfg name=opt/io.systemd.credentials/tls.key,file=/run/phx-hook/credentials/201/tls.key"
+        );
+        // Registering again replaces phx-hook's entries, keeps the rest.
+        let b = merged_args(&c, id, Some(&a), &["db"]);
+        assert_eq!(
+            b,
+            "-cpu host -fw_cfg name=opt/other,file=/etc/x -fw_cfg name=opt/io.systemd.credentials/db,file=/run/phx-hook/credentials/201/db"
+        );
+        assert_eq!(missing(&c, id, Some(&b), &["db", "tls.key"]), ["tls.key"]);
+        assert_eq!(
+            merged_args(&c, id, Some(&b), &[]),
+            "-cpu host -fw_cfg name=opt/other,file=/etc/x"
+        );
+    }
+}
