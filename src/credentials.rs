@@ -12,7 +12,7 @@
 
 use std::fs;
 
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 
 use crate::config::Config;
 use crate::manifest::CREDENTIALS_FW_CFG;
@@ -70,36 +70,6 @@ pub fn missing<'a>(
         .collect()
 }
 
-/// A directory for secrets on the host: root's alone (0700), and on tmpfs or ramfs by
-/// its filesystem's own type.
-fn ram_dir(path: &Utf8Path) -> Result<(), String> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(|e| format!("cannot create `{path}`: {e}"))?;
-    let m = fs::symlink_metadata(path).map_err(|e| format!("cannot stat `{path}`: {e}"))?;
-    if !m.is_dir() || m.uid() != 0 {
-        return Err(format!("`{path}` is not a directory of root's"));
-    }
-    if m.mode() & 0o077 != 0 {
-        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("cannot make `{path}` root-only: {e}"))?;
-    }
-    let st = nix::sys::statfs::statfs(path.as_std_path())
-        .map_err(|e| format!("cannot statfs `{path}`: {e}"))?;
-    let t = st.filesystem_type();
-    if t == nix::sys::statfs::TMPFS_MAGIC || t.0 == 0x8584_58f6 {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{path}` is not on a RAM-backed filesystem (type {:#x}): credentials must never touch the host's disk; set `pve.credentials_dir` to a directory on tmpfs (such as one below /run)",
-            t.0
-        ))
-    }
-}
-
 /// Write the credentials of `vmid` for QEMU to read, and remove any other file there.
 pub fn write(cfg: &Config, vmid: Vmid, creds: &[Credential]) -> Result<(), String> {
     let base = &cfg.pve.credentials_dir;
@@ -108,9 +78,9 @@ pub fn write(cfg: &Config, vmid: Vmid, creds: &[Credential]) -> Result<(), Strin
             "`pve.credentials_dir` ({base}) may not contain a comma or white space (QEMU options)"
         ));
     }
-    ram_dir(base)?;
+    crate::files::ram_dir(base, 0o711)?;
     let d = dir(cfg, vmid);
-    ram_dir(&d)?;
+    crate::files::ram_dir(&d, 0o700)?;
     for c in creds {
         crate::files::replace_private(&d.join(&c.name), c.content.expose(), false)
             .map_err(|e| format!("cannot write credential `{}` for QEMU: {e}", c.name))?;

@@ -213,6 +213,37 @@ pub fn observe(
     }
 }
 
+/// Record files another path delivered (a container's mount hook, before its init ran)
+/// as delivered: `delivered` holds (destination, digest) as staged, and what the guest
+/// holds at each now is looked at. A [`sync`] in `Mode::Diff` afterwards delivers only
+/// what that path missed. How many files were recorded.
+pub fn adopt(cfg: &Config, p: &Prepared, delivered: &[(String, String)]) -> Result<usize, String> {
+    let vmid = p.plan.vmid;
+    let looks: Vec<Look> = p.plan.deliveries.iter().map(Look::of).collect();
+    let (seen, _) = observe(cfg, vmid, p.kind, None, &looks).map_err(|e| e.to_string())?;
+    let mut r = Record {
+        boot: seen.boot.clone(),
+        files: Vec::new(),
+        checked: crate::audit::now_rfc3339(),
+        state: "in sync".into(),
+        detail: None,
+        stale_since: None,
+    };
+    for (i, d) in p.plan.deliveries.iter().enumerate() {
+        let dest = d.dest.as_str();
+        if let Some((_, digest)) = delivered.iter().find(|(to, _)| to == dest) {
+            r.files.push(FileRecord {
+                dest: dest.to_string(),
+                digest: digest.clone(),
+                seen: seen.files.get(i).cloned().unwrap_or(Seen::Unknown),
+            });
+        }
+    }
+    save_record(cfg, vmid, &r)
+        .map_err(|e| format!("cannot record the state of guest {vmid}: {e}"))?;
+    Ok(r.files.len())
+}
+
 /// One file to deliver, and why.
 #[derive(Clone, Debug, Serialize)]
 pub struct Change {

@@ -23,6 +23,36 @@ pub(crate) fn replace_private(path: &Utf8Path, bytes: &[u8], sync: bool) -> std:
     swap_in(path, bytes, 0o600, sync)
 }
 
+/// A directory for secrets on the host: root's (mode `mode`), and on tmpfs or ramfs by
+/// its filesystem's own type, never by its name.
+pub fn ram_dir(path: &Utf8Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| format!("cannot create `{path}`: {e}"))?;
+    let m = fs::symlink_metadata(path).map_err(|e| format!("cannot stat `{path}`: {e}"))?;
+    if !m.is_dir() {
+        return Err(format!("`{path}` is not a directory"));
+    }
+    if m.mode() & 0o777 != mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("cannot set the mode of `{path}`: {e}"))?;
+    }
+    let st = nix::sys::statfs::statfs(path.as_std_path())
+        .map_err(|e| format!("cannot statfs `{path}`: {e}"))?;
+    let t = st.filesystem_type();
+    if t == nix::sys::statfs::TMPFS_MAGIC || t.0 == 0x8584_58f6 {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{path}` is not on a RAM-backed filesystem (type {:#x}): secrets must never touch the host's disk; set `pve.credentials_dir` to a directory on tmpfs (such as one below /run)",
+            t.0
+        ))
+    }
+}
+
 /// The largest file pmxcfs holds (pve-cluster `src/pmxcfs/memdb.h`, `MEMDB_MAX_FILE_SIZE`).
 pub const PMXCFS_MAX_FILE: u64 = 1024 * 1024;
 

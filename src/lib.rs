@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod deliver;
+pub mod early;
 pub mod engine;
 pub mod error;
 pub mod files;

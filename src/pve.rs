@@ -149,8 +149,12 @@ pub fn find_guest(config_dir: &Utf8Path, vmid: Vmid) -> Result<GuestConfig, Gues
 impl GuestConfig {
     /// The value of `key` in the config's main section, as Proxmox reads it.
     pub fn get(&self, key: &str) -> Option<String> {
-        let text = fs::read_to_string(&self.path).ok()?;
-        config_value(&text, key)
+        config_value(&self.text()?, key)
+    }
+
+    /// The whole config.
+    pub fn text(&self) -> Option<String> {
+        fs::read_to_string(&self.path).ok()
     }
 
     /// Whether a VM's config enables the guest agent, as `parse_guest_agent` decides.

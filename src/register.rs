@@ -388,18 +388,31 @@ pub fn unregister(cfg: &Config, vmid: Vmid) -> Result<Unregistered, RegError> {
     Ok(result)
 }
 
-/// `register --early` for a VM: its `args` pass each credential its manifest names to
-/// QEMU through fw_cfg (see [`crate::credentials`]), its own arguments kept. The names.
-pub fn early(cfg: &Config, vmid: Vmid) -> Result<Vec<String>, RegError> {
+/// What `register --early` set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Early {
+    /// A VM: these credentials reach it through fw_cfg.
+    Credentials(Vec<String>),
+    /// A container: its config runs phx-hook's mount hook (`false`: it already did).
+    MountHook(bool),
+}
+
+/// `register --early`. A VM's `args` pass each credential its manifest names to QEMU
+/// through fw_cfg (see [`crate::credentials`]), its own arguments kept. A container's
+/// config gets phx-hook's mount hook (see [`crate::early`]), which runs `exe`.
+pub fn early(cfg: &Config, vmid: Vmid, exe: &Utf8Path) -> Result<Early, RegError> {
     let guest = pve::find_guest(&cfg.pve.config_dir, vmid).map_err(|e| e.to_string())?;
-    if guest.kind != GuestKind::Qemu {
-        return Err(format!(
-            "guest {vmid} is a container: early delivery works for VMs here (systemd credentials through QEMU's fw_cfg)"
-        ));
-    }
     let m = crate::manifest::load(&cfg.manifests, vmid)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("guest {vmid} has no manifest"))?;
+    if guest.kind == GuestKind::Lxc {
+        if m.files.iter().any(|f| f.credential.is_some()) {
+            return Err(format!(
+                "the manifest of container {vmid} names a `credential`: those are for VMs (QEMU's fw_cfg); a container gets files"
+            ));
+        }
+        return crate::early::register(cfg, vmid, exe).map(Early::MountHook);
+    }
     let names: Vec<String> = m
         .files
         .iter()
@@ -416,15 +429,15 @@ pub fn early(cfg: &Config, vmid: Vmid) -> Result<Vec<String>, RegError> {
     if current.as_deref() != Some(merged.as_str()) {
         set(cfg, guest.kind, vmid, &["--args", &merged])?;
     }
-    Ok(names)
+    Ok(Early::Credentials(names))
 }
 
-/// Take phx-hook's fw_cfg entries out of a VM's `args` (the rest kept); whether there
-/// were any.
+/// Take phx-hook's fw_cfg entries out of a VM's `args` (the rest kept), or its mount
+/// hook out of a container's config; whether there were any.
 pub fn unearly(cfg: &Config, vmid: Vmid) -> Result<bool, RegError> {
     let guest = pve::find_guest(&cfg.pve.config_dir, vmid).map_err(|e| e.to_string())?;
-    if guest.kind != GuestKind::Qemu {
-        return Ok(false);
+    if guest.kind == GuestKind::Lxc {
+        return crate::early::unregister(cfg, vmid);
     }
     let Some(current) = guest.get("args") else {
         return Ok(false);

@@ -52,7 +52,12 @@ pub(crate) fn run(vmid: Vmid, phase: &str, config: Option<&Utf8Path>) -> Exit {
         Phase::PreStart => pre_start(&cfg, &audit, vmid),
         Phase::PostStart => post_start(&cfg, &audit, vmid, config),
         Phase::PreStop | Phase::PostStop => {
-            // Credentials a start that failed after pre-start left behind.
+            // What a container's mount hook did at a start that failed after it (its
+            // staging directory goes too), and credentials a start that failed after
+            // pre-start left behind.
+            if let Some(report) = crate::early::collect(&cfg, vmid) {
+                early_report(&audit, vmid, &report, &phase.to_string());
+            }
             crate::credentials::remove(&cfg, vmid);
             if crate::manifest::path_for(&cfg.manifests, vmid).exists() {
                 // A worker still waiting for this guest must not deliver to it any more
@@ -160,15 +165,34 @@ fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
                     ],
                 );
             }
-            eprintln!(
-                "phx-hook: guest {vmid}: {} file{} ready for delivery after start",
-                p.plan.deliveries.len(),
-                if p.plan.deliveries.len() == 1 {
-                    ""
-                } else {
-                    "s"
+            let n = p.plan.deliveries.len();
+            let files = format!("{n} file{}", if n == 1 { "" } else { "s" });
+            match guest.as_ref().filter(|g| is_early_container(g)) {
+                Some(g) => {
+                    if let Err(why) =
+                        crate::early::stage(cfg, vmid, g, &p.plan.deliveries, p.plan.required)
+                    {
+                        let tolerated = start.migration().or_else(|| start.backup());
+                        write_audit(
+                            audit,
+                            &[Event::new(Some(vmid), "pre-start", "stage", "failed")
+                                .with("error", why.clone())],
+                        );
+                        if tolerated.is_none() && p.plan.required {
+                            eprintln!("phx-hook: guest {vmid}: {why}");
+                            return Exit::Failed;
+                        }
+                        eprintln!(
+                            "phx-hook: warning: guest {vmid}: {why}; the files follow after start"
+                        );
+                    } else {
+                        eprintln!(
+                            "phx-hook: guest {vmid}: {files} staged in host RAM for the container's mount hook (in place before its init starts)"
+                        );
+                    }
                 }
-            );
+                None => eprintln!("phx-hook: guest {vmid}: {files} ready for delivery after start"),
+            }
             write_audit(
                 audit,
                 &[
@@ -190,6 +214,11 @@ fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
             Exit::Ok
         }
     }
+}
+
+/// Whether container `g` runs phx-hook's mount hook (`register --early`).
+fn is_early_container(g: &crate::pve::GuestConfig) -> bool {
+    g.kind == GuestKind::Lxc && g.text().is_some_and(|t| crate::early::is_early(&t))
 }
 
 /// A VM's systemd credentials, for QEMU to read at start-up: the VM's `args` must pass
@@ -279,6 +308,12 @@ fn skip_reason(cfg: &Config, vmid: Vmid) -> Option<String> {
 }
 
 fn post_start(cfg: &Config, audit: &Audit, vmid: Vmid, config: Option<&Utf8Path>) -> Exit {
+    // A container's mount hook ran before its init: what it wrote (and its staging
+    // directory, gone now).
+    let early = crate::early::collect(cfg, vmid);
+    if let Some(report) = &early {
+        early_report(audit, vmid, report, "post-start");
+    }
     // QEMU has read its credentials (fw_cfg files are read at start-up): off the host.
     if crate::credentials::remove(cfg, vmid) > 0 {
         write_audit(
@@ -305,7 +340,8 @@ fn post_start(cfg: &Config, audit: &Audit, vmid: Vmid, config: Option<&Utf8Path>
         );
         return Exit::Ok;
     }
-    match spawn_worker(vmid, config, &[]) {
+    let extra: &[&str] = if early.is_some() { &["--early"] } else { &[] };
+    match spawn_worker(vmid, config, extra) {
         Ok(()) => {
             eprintln!(
                 "phx-hook: guest {vmid}: delivery handed to a background worker (see the journal, identifier phx-hook)"
@@ -328,6 +364,59 @@ fn post_start(cfg: &Config, audit: &Audit, vmid: Vmid, config: Option<&Utf8Path>
     Exit::Ok
 }
 
+/// The mount hook's report, in the task log (one line) and the audit trail (a line per
+/// file). Its text came from a process the container's root could have tampered with
+/// once its init ran: escaped and cut like any guest text.
+const MAX_REPORTED: usize = 4096;
+
+fn early_report(audit: &Audit, vmid: Vmid, report: &crate::early::HookReport, phase: &str) {
+    let failed = report.files.iter().filter(|f| f.3.is_some()).count();
+    let ok = report.files.len() - failed;
+    if phase != "post-start" {
+        if failed > 0 {
+            eprintln!(
+                "phx-hook: guest {vmid}: the mount hook could not deliver {failed} file(s); see `phx-hook audit`"
+            );
+        }
+    } else if failed == 0 {
+        eprintln!(
+            "phx-hook: guest {vmid}: {ok} file(s) delivered by the mount hook, before the container's init started"
+        );
+    } else {
+        eprintln!(
+            "phx-hook: guest {vmid}: the mount hook delivered {ok} of {} file(s); the worker tries the rest",
+            report.files.len()
+        );
+    }
+    let events: Vec<Event> = report
+        .files
+        .iter()
+        .take(MAX_REPORTED)
+        .map(|(dest, keys, size, error)| {
+            let e = Event::new(
+                Some(vmid),
+                phase,
+                "deliver",
+                if error.is_none() { "ok" } else { "failed" },
+            )
+            .with("transport", "lxc-mount-hook")
+            .with("dest", crate::text::guest(dest.as_bytes()))
+            .with(
+                "keys",
+                keys.iter()
+                    .map(|k| crate::text::guest(k.as_bytes()))
+                    .collect::<Vec<_>>(),
+            )
+            .with("size", *size);
+            match error {
+                Some(why) => e.with("error", crate::text::guest(why.as_bytes())),
+                None => e,
+            }
+        })
+        .collect();
+    write_audit(audit, &events);
+}
+
 /// Start `phx-hook [--config C] __worker <vmid> [extra]` in a session of its own (made
 /// before exec: docs/PROXMOX.md §13), with stdio on /dev/null.
 fn spawn_worker(vmid: Vmid, config: Option<&Utf8Path>, extra: &[&str]) -> std::io::Result<()> {
@@ -347,7 +436,7 @@ fn spawn_worker(vmid: Vmid, config: Option<&Utf8Path>, extra: &[&str]) -> std::i
 /// The detached worker. Stage 1 (already in its own session) drops Proxmox's
 /// descriptors and starts stage 2, which is no session leader and so can never regain a
 /// controlling terminal; stage 2 takes the guest's generation and delivers.
-pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exit {
+pub(crate) fn worker(vmid: Vmid, stage2: bool, early: bool, config: Option<&Utf8Path>) -> Exit {
     if !stage2 {
         crate::sys::close_inherited_fds();
         let exe = match std::env::current_exe() {
@@ -358,10 +447,11 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
         if let Some(cfg) = config {
             c.arg("--config").arg(cfg.as_str());
         }
-        c.arg(WORKER)
-            .arg(vmid.to_string())
-            .arg("--stage2")
-            .stdin(Stdio::null())
+        c.arg(WORKER).arg(vmid.to_string()).arg("--stage2");
+        if early {
+            c.arg("--early");
+        }
+        c.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         return match c.spawn() {
@@ -444,6 +534,9 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
         // Only credentials, which QEMU had at start-up.
         return Exit::Ok;
     }
+    if early {
+        return after_early(&cfg, &p, &sys, &audit, &cancel);
+    }
     sys.log(
         Level::Info,
         &format!(
@@ -480,6 +573,58 @@ pub(crate) fn worker(vmid: Vmid, stage2: bool, config: Option<&Utf8Path>) -> Exi
         ),
     );
     if ok { Exit::Ok } else { Exit::Failed }
+}
+
+/// The worker after a container's mount hook delivered: wait for the container, record
+/// what the hook wrote (as `pre-start` staged it), then deliver only what differs (what
+/// the hook could not write, or a vault that changed since). `after` runs only if
+/// something was delivered now: the services started with their files in place.
+fn after_early(
+    cfg: &Config,
+    p: &hook::Prepared,
+    sys: &Logger,
+    audit: &Audit,
+    cancel: &dyn Fn() -> Option<String>,
+) -> Exit {
+    let vmid = p.plan.vmid;
+    let delivered = crate::early::take_delivered(cfg, vmid);
+    let mut log = |ok: bool, msg: String| sys.log(if ok { Level::Info } else { Level::Err }, &msg);
+    if let Err(events) = hook::wait_for_guest(cfg, p, &mut log, cancel) {
+        write_audit(audit, &events);
+        return Exit::Ok;
+    }
+    if let Err(e) = crate::engine::adopt(cfg, p, &delivered) {
+        sys.log(Level::Warning, &format!("guest {vmid}: {e}"));
+    }
+    let synced = crate::engine::sync(
+        cfg,
+        p,
+        crate::engine::Mode::Diff,
+        "post-start",
+        crate::engine::Progress {
+            log: &mut log,
+            event: &mut |e| log_event(sys, vmid, &e),
+            cancel,
+        },
+    );
+    write_audit(audit, &synced.events);
+    match synced.state {
+        crate::engine::State::InSync => {
+            sys.log(
+                Level::Info,
+                &format!(
+                    "guest {vmid}: {} file(s) delivered before the container's init started; in sync",
+                    delivered.len()
+                ),
+            );
+            Exit::Ok
+        }
+        crate::engine::State::Repaired | crate::engine::State::Cancelled(_) => Exit::Ok,
+        crate::engine::State::Failed(why) | crate::engine::State::Unreachable(why) => {
+            sys.log(Level::Err, &format!("guest {vmid}: {why}"));
+            Exit::Failed
+        }
+    }
 }
 
 /// One journal line for a file or `after` command that is done; whether it went well.

@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use clap::{Parser, Subcommand};
 
 use crate::config::{CONFIG_ENV, Config};
@@ -133,6 +133,10 @@ enum Command {
         /// Second stage (already detached).
         #[arg(long)]
         stage2: bool,
+        /// The container's mount hook delivered at this start: record that, deliver
+        /// only what it missed.
+        #[arg(long)]
+        early: bool,
     },
 }
 
@@ -144,6 +148,21 @@ pub(crate) struct Context {
 /// Run phx-hook with `args` (including argv[0]) and return the exit status.
 pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     let args: Vec<OsString> = args.into_iter().collect();
+    // LXC's mount hook: `phx-hook __lxc-early STAGING <name> lxc mount`, run by LXC in
+    // the container's namespaces with the arguments LXC appends (see `crate::early`).
+    if args.get(1).is_some_and(|a| a == crate::early::HOOK_COMMAND) {
+        let _ = crate::hardening::harden();
+        return match args.get(2).and_then(|a| a.to_str()) {
+            Some(staging) => ExitCode::from(crate::early::hook_main(Utf8Path::new(staging)) as u8),
+            None => {
+                eprintln!(
+                    "phx-hook: {}: no staging directory",
+                    crate::early::HOOK_COMMAND
+                );
+                Exit::Usage.into()
+            }
+        };
+    }
     let parsed = if let Some((vmid, phase)) = proxmox_call(&args) {
         // Exactly what Proxmox passes, at every guest start: no parser needed.
         Ok((
@@ -248,9 +267,11 @@ fn dispatch(global: &Global, mode: Mode) -> Result<Exit, Error> {
     let load = || Config::discover(global.config.as_deref(), env.as_deref());
     match mode {
         Mode::Hook(vmid, phase) => Ok(hook::run(vmid, &phase, global.config.as_deref())),
-        Mode::Command(Command::Worker { vmid, stage2 }) => {
-            Ok(hook::worker(vmid, stage2, global.config.as_deref()))
-        }
+        Mode::Command(Command::Worker {
+            vmid,
+            stage2,
+            early,
+        }) => Ok(hook::worker(vmid, stage2, early, global.config.as_deref())),
         // Needs no config: packagers run it at build time.
         Mode::Command(Command::Generate { what }) => generate(&what),
         Mode::Command(command) => {

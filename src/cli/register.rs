@@ -35,7 +35,8 @@ pub(crate) struct RegisterArgs {
     chain: bool,
 
     /// Also deliver before the guest's first process: a VM's `credential` entries go to
-    /// systemd through QEMU's fw_cfg (sets the VM's `args`).
+    /// systemd through QEMU's fw_cfg (sets the VM's `args`); a container's files are
+    /// written by an LXC mount hook before its init starts (adds `lxc.hook.mount`).
     #[arg(long)]
     early: bool,
 }
@@ -73,8 +74,8 @@ pub(crate) fn run(args: RegisterArgs, ctx: &Context) -> Result<Exit, Error> {
     let mut failed = 0;
     for vmid in args.vmids {
         if args.early {
-            match register::early(cfg, vmid) {
-                Ok(names) => {
+            match register::early(cfg, vmid, &exe) {
+                Ok(register::Early::Credentials(names)) => {
                     println!(
                         "{vmid}: credential(s) {} reach the VM through fw_cfg from its next start",
                         names.join(", ")
@@ -84,6 +85,23 @@ pub(crate) fn run(args: RegisterArgs, ctx: &Context) -> Result<Exit, Error> {
                         &[Event::new(Some(vmid), "register", "early", "ok")
                             .with("credentials", names)],
                     );
+                }
+                Ok(register::Early::MountHook(added)) => {
+                    println!(
+                        "{vmid}: {} (its files are in place before its init starts, from its next start)",
+                        if added {
+                            "the container runs phx-hook's mount hook"
+                        } else {
+                            "the container already runs phx-hook's mount hook"
+                        }
+                    );
+                    if added {
+                        write_audit(
+                            &audit,
+                            &[Event::new(Some(vmid), "register", "early", "ok")
+                                .with("mount_hook", true)],
+                        );
+                    }
                 }
                 Err(e) => {
                     failed += 1;

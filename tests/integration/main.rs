@@ -6,6 +6,7 @@
 mod authoring;
 mod cli;
 mod cluster;
+mod early;
 mod envfile;
 mod guests;
 mod hook;

@@ -344,6 +344,15 @@ pub const VAULT_JSON: &str = r#"{
   "kerberos": {"keytab": "S0VZVEFCLVNFQ1JFVC1iaW5hcnkA/w=="}
 }"#;
 
+/// Assert that no value of [`VAULT_JSON`] is in any of `texts`.
+pub fn leaks(texts: &[&str]) {
+    for t in texts {
+        for v in SECRET_VALUES {
+            assert!(!t.contains(v), "a secret value leaked:\n{t}");
+        }
+    }
+}
+
 /// Every value (and the decoded keytab) in [`VAULT_JSON`].
 pub const SECRET_VALUES: [&str; 5] = [
     "SMB-SECRET-7f3a9c",

@@ -18,6 +18,7 @@ modelled on the Proxmox function named in its docstring (docs/PROXMOX.md cites t
 """
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -408,12 +409,42 @@ def vm_stop(vmid, skiplock=False, nocheck=False, locked=False):
         lock.release()
 
 
+RAW_MARK = "# pvesim: the raw lxc.* keys of the Proxmox config (update_lxc_config)\n"
+RAW_KEY = re.compile(r"^(lxc\.[a-z0-9_\-\.]+)(:|\s*=)\s*(.*?)\s*$")
+
+
+def update_lxc_config(vmid, conf_text):
+    """PVE::LXC::update_lxc_config (src/PVE/LXC.pm): at every start, before the
+    hookscript's pre-start, the LXC config is written anew from the Proxmox config, and the
+    raw `lxc.*` keys of its main section (PVE::LXC::Config::parse_pct_config: `key: value`
+    or `key = value`, kept in order) are appended, each as `key = value`. Here the test's
+    own LXC config stands for what Proxmox generates; the raw keys replace those of the
+    previous start."""
+    lxcpath = os.environ.get("PHX_TEST_LXCPATH", "")
+    path = os.path.join(lxcpath, vmid, "config")
+    if not os.path.exists(path):
+        return
+    base = read_conf(path).split(RAW_MARK)[0]
+    raw = []
+    for line in conf_text.splitlines():
+        if line.startswith("["):
+            break
+        m = RAW_KEY.match(line)
+        if m:
+            raw.append(f"{m.group(1)} = {m.group(3)}\n")
+    with open(path, "w") as f:
+        f.write(base + (RAW_MARK + "".join(raw) if raw else ""))
+
+
 def ct_start(vmid, locked=False):
-    """PVE::LXC::vm_start (pre-start, systemctl start, monitor_start, post-start)."""
+    """PVE::LXC::vm_start (update_lxc_config, pre-start, systemctl start, monitor_start,
+    post-start). A container that fails to start (lxc-start fails: a failing
+    lxc.hook.mount, say) fails the task, and post-start does not run."""
     conf = config_path("lxc", vmid)
     if not os.path.exists(conf):
         die(f"Configuration file '{conf}' does not exist")
     lock = None if locked else ConfigLock(os.path.join(CTLOCKDIR, f"pve-config-{vmid}.lock"))
+    update_lxc_config(vmid, read_conf(conf))
     exec_hookscript(read_conf(conf), vmid, "pre-start", True)
     delay = os.environ.get("PHX_TEST_CT_START_DELAY")
     if delay:
@@ -421,7 +452,10 @@ def ct_start(vmid, locked=False):
                          start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     else:
-        subprocess.run(["lxc-start", "-P", os.environ["PHX_TEST_LXCPATH"], "-n", vmid], check=True)
+        log = os.environ.get("PHX_TEST_LXC_LOG")
+        extra = ["--logfile", f"{log}.{vmid}", "--logpriority", "DEBUG"] if log else []
+        if subprocess.run(["lxc-start", "-P", os.environ["PHX_TEST_LXCPATH"], "-n", vmid] + extra).returncode != 0:
+            die(f"startup for container '{vmid}' failed")
         # monitor_start: a 10 s alarm until STARTING; "continuing anyway" on timeout.
         subprocess.run(["lxc-wait", "-P", os.environ["PHX_TEST_LXCPATH"], "-n", vmid, "-s", "RUNNING", "-t", "10"])
     exec_hookscript(read_conf(conf), vmid, "post-start", False)

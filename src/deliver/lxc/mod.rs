@@ -494,23 +494,7 @@ fn child(ns: &Namespaces, files: &[Delivery], w: OwnedFd) -> i32 {
         let _ = writeln!(out, "fatal\t{}", one_line(&e));
         return 1;
     }
-    let mut db = Db {
-        passwd: None,
-        group: None,
-    };
-    let ram = files.iter().any(|d| d.store.is_some()).then(ram_dir);
-    for d in files {
-        let done = match (&d.store, &ram) {
-            (None, _) => write_one(d, &d.dest, &mut db).map(drop),
-            (Some(_), Some(Err(e))) => Err(format!(
-                "storage: ram, and the container cannot keep it in RAM: {e}"
-            )),
-            (Some(store), _) => write_one(d, store, &mut db).and_then(|_| {
-                link(&d.dest, store).map_err(|why| {
-                    format!("the file is in RAM at {store}, but {} could not be made a link to it: {why}", d.dest)
-                })
-            }),
-        };
+    for done in write_here(files) {
         let line = match done {
             Ok(()) => "ok".to_string(),
             Err(e) => format!("err\t{}", one_line(&e)),
@@ -520,6 +504,35 @@ fn child(ns: &Namespaces, files: &[Delivery], w: OwnedFd) -> i32 {
         }
     }
     0
+}
+
+/// Write `files` into the filesystem this process sees as `/` (a container's, entered
+/// or chrooted into): the RAM directory checked once if a RAM-only file needs it, each
+/// file written at its destination or its RAM path (then linked). One result per file;
+/// errors are one-line messages without values.
+pub(crate) fn write_here(files: &[Delivery]) -> Vec<Result<(), String>> {
+    let mut db = Db {
+        passwd: None,
+        group: None,
+    };
+    let ram = files.iter().any(|d| d.store.is_some()).then(ram_dir);
+    files
+        .iter()
+        .map(|d| match (&d.store, &ram) {
+            (None, _) => write_one(d, &d.dest, &mut db).map(drop),
+            (Some(_), Some(Err(e))) => Err(format!(
+                "storage: ram, and the container cannot keep it in RAM: {e}"
+            )),
+            (Some(store), _) => write_one(d, store, &mut db).and_then(|_| {
+                link(&d.dest, store).map_err(|why| {
+                    format!(
+                        "the file is in RAM at {store}, but {} could not be made a link to it: {why}",
+                        d.dest
+                    )
+                })
+            }),
+        })
+        .collect()
 }
 
 /// In the child: the RAM directory exists, only root can write it, and it is on tmpfs or

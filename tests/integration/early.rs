@@ -1,0 +1,291 @@
+//! Early delivery for containers (issue 14): `register --early` adds phx-hook's
+//! `lxc.hook.mount` to the container's Proxmox config; the simulated `pct start` writes
+//! the LXC config from it as pve-container's `update_lxc_config` does, runs pre-start
+//! (which stages the files in host RAM), and real LXC runs the hook in the container's
+//! namespaces before its init. Real busybox containers, privileged and idmapped.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::guests::*;
+use crate::sim::SimNode;
+use crate::util::*;
+
+const MANIFEST: &str = "guest: lxc
+storage: ram
+files:
+  - {dest: /etc/app/token, key: app/api_token, owner: app, mode: \"0440\"}
+  - {dest: /etc/app/db, key: app/db_password, storage: disk, mode: \"0600\"}
+after:
+  - [touch, /after-ran]
+";
+
+/// An init that looks at the secret first (its digest, never the value, goes to disk),
+/// then becomes busybox's init.
+const PROBE_INIT: &str = "#!/bin/sh
+if [ -r /etc/app/token ]; then
+  echo \"found $(md5sum < /etc/app/token | cut -c1-32) $(stat -f -c %T /run)\" >> /first-look
+else
+  echo missing >> /first-look
+fi
+exec /bin/busybox init
+";
+
+/// A node for `cts` whose staging directory is in host RAM (`/dev/shm`).
+fn sim_for(cts: &Containers, creds: &Path) -> SimNode {
+    let sim = SimNode::for_containers(cts, "30s", "5s");
+    let cfg = fs::read_to_string(sim.path("phx-hook.yaml")).unwrap();
+    sim.node.write(
+        "phx-hook.yaml",
+        cfg.replacen(
+            "  qga_socket_dir:",
+            &format!("  credentials_dir: {}\n  qga_socket_dir:", creds.display()),
+            1,
+        )
+        .as_bytes(),
+    );
+    sim
+}
+
+/// A staging root the idmapped container's root may enter (as `/run/phx-hook` is).
+fn staging_root() -> tempfile::TempDir {
+    let d = tempfile::tempdir_in("/dev/shm").unwrap();
+    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    d
+}
+
+/// Make container `id` start through `/sbin/probe-init`.
+fn probe_init(cts: &Containers, id: u32) {
+    let p = cts.path(id, "/sbin/probe-init");
+    fs::write(&p, PROBE_INIT).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = cts.dir.path().join(format!("{id}/config"));
+    let mut text = fs::read_to_string(&conf).unwrap();
+    text.push_str("lxc.init.cmd = /sbin/probe-init\n");
+    fs::write(&conf, text).unwrap();
+}
+
+fn md5(bytes: &[u8]) -> String {
+    let out = std::process::Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)[..32].to_string()
+}
+
+fn hook_lines(conf: &str) -> Vec<&str> {
+    conf.lines()
+        .filter(|l| l.starts_with("lxc.hook.mount"))
+        .collect()
+}
+
+#[test]
+fn containers_hold_their_files_before_init_starts() {
+    let cts = Containers::start();
+    let creds = staging_root();
+    let sim = sim_for(&cts, creds.path());
+    for id in [PRIV, IDMAPPED] {
+        cts.stop(id);
+        probe_init(&cts, id);
+        let unpriv = if id == IDMAPPED {
+            "unprivileged: 1\n"
+        } else {
+            ""
+        };
+        sim.ct(id, &format!("arch: amd64\nhostname: ct{id}\n{unpriv}"));
+        sim.node.manifest(id, MANIFEST);
+        sim.phx(&["register", &id.to_string(), "--early"])
+            .assert_code(0)
+            .assert_contains("runs phx-hook's mount hook");
+        // Once only, in the main section, naming this binary and the staging directory.
+        let conf = sim.conf("lxc", id);
+        assert_eq!(hook_lines(&conf).len(), 1, "{conf}");
+        assert!(
+            hook_lines(&conf)[0].contains(" __lxc-early ")
+                && hook_lines(&conf)[0]
+                    .contains(&creds.path().join(id.to_string()).display().to_string()),
+            "{conf}"
+        );
+        assert!(conf.contains("hookscript: sim:snippets/phx-hook"), "{conf}");
+        sim.phx(&["register", &id.to_string(), "--early"])
+            .assert_code(0)
+            .assert_contains("already runs");
+        assert_eq!(hook_lines(&sim.conf("lxc", id)).len(), 1);
+
+        let r = sim.tool("pct", &["start", &id.to_string()]);
+        r.assert_code(0)
+            .assert_contains("2 files staged in host RAM for the container's mount hook")
+            .assert_contains("2 file(s) delivered by the mount hook");
+        // The init found the file, with the right bytes, on the tmpfs the hook gave /run.
+        let look = fs::read_to_string(cts.path(id, "/first-look")).unwrap();
+        assert_eq!(
+            look.trim(),
+            format!("found {} tmpfs", md5(b"TOKEN-SECRET-c0ffee")),
+            "container {id}"
+        );
+        let out = cts.output(
+            id,
+            "readlink /etc/app/token; stat -c '%a %u %g' /etc/app/db; stat -L -c '%a %u' /etc/app/token; cat /etc/app/db",
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("/run/phx-hook/"), "{out}");
+        assert_eq!(
+            &lines[1..],
+            ["600 0 0", "440 1000", "DB-SECRET-41b2e8"],
+            "{out}"
+        );
+        // The staged bundle is gone from the host; the audit names the hook's files.
+        assert!(
+            !creds.path().join(id.to_string()).exists(),
+            "the staging directory outlived the start"
+        );
+        let by_hook: Vec<_> = sim
+            .audit_actions("deliver")
+            .into_iter()
+            .filter(|v| v["vmid"] == id && v["transport"] == "lxc-mount-hook")
+            .collect();
+        assert_eq!(by_hook.len(), 2, "{}", sim.audit());
+        assert!(by_hook.iter().all(|v| v["outcome"] == "ok"));
+        // The worker records the files as in sync and delivers nothing again (so
+        // `after` does not run: the services started with their files in place).
+        sim.workers_done();
+        let record: serde_json::Value = serde_json::from_slice(
+            &fs::read(sim.path(&format!("run/delivered/{id}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(record["state"], "in sync", "{record}");
+        assert_eq!(record["files"].as_array().unwrap().len(), 2, "{record}");
+        assert!(
+            sim.audit_actions("deliver")
+                .iter()
+                .all(|v| v["vmid"] != id || v["transport"] == "lxc-mount-hook"),
+            "the worker delivered again: {}",
+            sim.audit()
+        );
+        assert!(!cts.path(id, "/after-ran").exists());
+        leaks(&[&r.all(), &sim.syslog(), &sim.audit()]);
+        // Stopped: the RAM-only value is nowhere on the container's disk.
+        sim.tool("pct", &["stop", &id.to_string()]).assert_code(0);
+        let hits = holders(&cts.rootfs(id), b"TOKEN-SECRET-c0ffee");
+        assert!(hits.is_empty(), "on disk: {hits:?}");
+        assert!(!holders(&cts.rootfs(id), b"DB-SECRET-41b2e8").is_empty());
+        // unregister takes the hook out again, and the next start delivers after start.
+        sim.phx(&["unregister", &id.to_string()]).assert_code(0);
+        let conf = sim.conf("lxc", id);
+        assert!(hook_lines(&conf).is_empty(), "{conf}");
+        assert!(!conf.contains("hookscript"), "{conf}");
+    }
+}
+
+/// Every regular file below `dir` (not following links) holding `needle`.
+fn holders(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(m) = fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file()
+                && fs::read(e.path()).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// A container that planted traps on its rootfs during an earlier run, aimed at the
+/// host through `/proc/1/root` (which, before `pivot_root`, is the host's root): the
+/// destination's directory a link to the host's `/tmp`, and `/run` a link to the host's
+/// `/run`. The first is resolved inside the container (the file lands in the container's
+/// own `/tmp`), the second is refused: the start fails, as the plan is required. Nothing
+/// is written on the host, and the staged bundle is gone from it either way.
+#[test]
+fn planted_links_cannot_lead_the_mount_hook_out_of_the_container() {
+    let cts = Containers::start();
+    let creds = staging_root();
+    let sim = sim_for(&cts, creds.path());
+    let outside = tempfile::tempdir_in("/tmp").unwrap();
+    fs::set_permissions(outside.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    for id in [PRIV, IDMAPPED] {
+        cts.stop(id);
+        let unpriv = if id == IDMAPPED {
+            "unprivileged: 1\n"
+        } else {
+            ""
+        };
+        sim.ct(id, &format!("arch: amd64\n{unpriv}"));
+        sim.node.manifest(
+            id,
+            "guest: lxc\nfiles:\n  - {dest: /etc/app/token, key: app/api_token}\n",
+        );
+        sim.phx(&["register", &id.to_string(), "--early"])
+            .assert_code(0);
+        // Trap 1: the destination's directory leads to the host's /tmp.
+        let app = cts.path(id, "/etc/app");
+        let _ = fs::remove_dir_all(&app);
+        std::os::unix::fs::symlink(format!("/proc/1/root{}", outside.path().display()), &app)
+            .unwrap();
+        let r = sim.tool("pct", &["start", &id.to_string()]);
+        assert_eq!(
+            fs::read_dir(outside.path()).unwrap().count(),
+            0,
+            "container {id}: the hook wrote outside the container: {}",
+            r.all()
+        );
+        r.assert_code(0)
+            .assert_contains("1 file(s) delivered by the mount hook");
+        let inside = cts.path(id, &format!("{}/token", outside.path().display()));
+        assert_eq!(fs::read(&inside).unwrap(), b"TOKEN-SECRET-c0ffee");
+        sim.workers_done();
+        sim.tool("pct", &["stop", &id.to_string()]).assert_code(0);
+        fs::remove_file(&app).unwrap();
+
+        // Trap 2: /run itself is such a link, and a file is to live in RAM.
+        sim.node.manifest(
+            id,
+            "guest: lxc\nstorage: ram\nfiles:\n  - {dest: /etc/app/token, key: app/api_token}\n",
+        );
+        let run = cts.path(id, "/run");
+        let _ = fs::remove_dir_all(&run);
+        std::os::unix::fs::symlink("/proc/1/root/run", &run).unwrap();
+        let r = sim.tool("pct", &["start", &id.to_string()]);
+        r.assert_code(255).assert_contains("startup for container");
+        assert!(
+            !creds
+                .path()
+                .join(id.to_string())
+                .join("bundle.json")
+                .exists(),
+            "the bundle outlived the hook"
+        );
+        // Its report says why; post-stop (which follows a failed start) audits it.
+        sim.phx(&[&id.to_string(), "post-stop"])
+            .assert_code(0)
+            .assert_contains("could not deliver 1 file");
+        let errors: Vec<String> = sim
+            .audit_actions("deliver")
+            .into_iter()
+            .filter(|v| v["vmid"] == id && v["outcome"] == "failed")
+            .map(|v| v["error"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(errors.len(), 1, "{}", sim.audit());
+        assert!(errors[0].contains("/run is a symbolic link"), "{errors:?}");
+        assert!(!creds.path().join(id.to_string()).exists());
+        fs::remove_file(&run).unwrap();
+        fs::create_dir(&run).unwrap();
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+}
