@@ -289,3 +289,150 @@ fn planted_links_cannot_lead_the_mount_hook_out_of_the_container() {
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 }
+
+/// A Debian container with systemd as its init (tests/scripts/build-sd-rootfs.sh, built
+/// once and copied), under an lxcpath of its own; stopped and destroyed on drop.
+struct SystemdContainer {
+    dir: tempfile::TempDir,
+}
+
+const SD: u32 = 401;
+
+impl SystemdContainer {
+    fn new() -> SystemdContainer {
+        let images = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sd");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/scripts/build-sd-rootfs.sh"
+        );
+        sh(std::process::Command::new(script).arg(&images));
+        let parent = containers_parent();
+        fs::create_dir_all(&parent).unwrap();
+        let dir = tempfile::tempdir_in(&parent).unwrap();
+        let ct = dir.path().join(SD.to_string());
+        fs::create_dir_all(&ct).unwrap();
+        sh(std::process::Command::new("cp")
+            .args(["-a", "--reflink=auto"])
+            .arg(images.join("rootfs"))
+            .arg(ct.join("rootfs")));
+        // docs/TESTLAB.md Part C: what a systemd container needs here.
+        fs::write(
+            ct.join("config"),
+            format!(
+                "lxc.uts.name = sd{SD}\nlxc.rootfs.path = dir:{}\nlxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\nlxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\nlxc.init.cmd = /lib/systemd/systemd\nlxc.tty.max = 1\nlxc.pty.max = 16\n",
+                ct.join("rootfs").display()
+            ),
+        )
+        .unwrap();
+        SystemdContainer { dir }
+    }
+
+    fn lxcpath(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    fn path(&self, guest_path: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("{SD}/rootfs"))
+            .join(guest_path.trim_start_matches('/'))
+    }
+
+    /// The probe service's lines, one per boot.
+    fn looks(&self) -> Vec<String> {
+        fs::read_to_string(self.path("/var/log/phx-probe.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for SystemdContainer {
+    fn drop(&mut self) {
+        let p = self.lxcpath();
+        let _ = std::process::Command::new("lxc-stop")
+            .args(["-P", &p, "-n", &SD.to_string(), "-k"])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The start race, measured on a real systemd container whose first service reads its
+/// secret at once (and whose init mounts its own tmpfs on /run unless one is there):
+/// 20 starts with delivery by post-start, then 20 with the mount hook. With the hook the
+/// service finds the right bytes every time, through the link into the tmpfs the hook
+/// mounted and systemd kept.
+#[test]
+fn a_service_that_reads_its_secret_at_boot_finds_it_every_time_with_early_delivery() {
+    const STARTS: usize = 20;
+    let ct = SystemdContainer::new();
+    let creds = staging_root();
+    let sim = SimNode::for_lxcpath(&ct.lxcpath(), &ct.dir.path().join("lock"), "60s", "10s");
+    let cfg = fs::read_to_string(sim.path("phx-hook.yaml")).unwrap();
+    sim.node.write(
+        "phx-hook.yaml",
+        cfg.replacen(
+            "  qga_socket_dir:",
+            &format!(
+                "  credentials_dir: {}\n  qga_socket_dir:",
+                creds.path().display()
+            ),
+            1,
+        )
+        .as_bytes(),
+    );
+    let id = SD.to_string();
+    sim.ct(SD, "arch: amd64\nhostname: sd401\n");
+    sim.node.manifest(
+        SD,
+        "guest: lxc\nstorage: ram\nfiles:\n  - {dest: /etc/app/token, key: app/api_token, owner: app, mode: \"0440\"}\n",
+    );
+    let right = format!("found {}", md5(b"TOKEN-SECRET-c0ffee"));
+    let boots = |early: bool| -> usize {
+        let mut missed = 0;
+        for i in 0..STARTS {
+            let before = ct.looks().len();
+            let r = sim.tool("pct", &["start", &id]);
+            r.assert_code(0);
+            sim.eventually(60, "the probe service", || ct.looks().len() > before);
+            let look = ct.looks()[before].clone();
+            if look != right {
+                assert_eq!(look, "missing", "start {i}: a wrong value was read");
+                missed += 1;
+            }
+            // Either way the file is there once the hook or the worker is done.
+            sim.workers_done();
+            let out = sh(std::process::Command::new("lxc-attach").args([
+                "-P",
+                &ct.lxcpath(),
+                "-n",
+                &id,
+                "--",
+                "/bin/sh",
+                "-c",
+                "md5sum < /etc/app/token | cut -c1-32; stat -f -c %T /run",
+            ]));
+            let out = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert_eq!(
+                out,
+                format!("{}\ntmpfs\n", md5(b"TOKEN-SECRET-c0ffee")),
+                "start {i} (early: {early})"
+            );
+            leaks(&[&r.all()]);
+            sim.tool("pct", &["stop", &id]).assert_code(0);
+        }
+        missed
+    };
+    sim.phx(&["register", &id]).assert_code(0);
+    let late = boots(false);
+    sim.phx(&["register", &id, "--early"]).assert_code(0);
+    let early = boots(true);
+    eprintln!(
+        "start race: the service found no secret in {late} of {STARTS} starts with post-start delivery, in {early} of {STARTS} with the mount hook"
+    );
+    assert_eq!(early, 0, "early delivery missed {early} of {STARTS} starts");
+    // Nothing of the RAM-only value on the container's disk after all those boots.
+    assert!(holders(&ct.path("/"), b"TOKEN-SECRET-c0ffee").is_empty());
+    leaks(&[&sim.syslog(), &sim.audit()]);
+}

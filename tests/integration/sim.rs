@@ -164,15 +164,29 @@ impl SimNode {
     /// A simulated node for the real containers of `cts` (native transport, the stand-ins
     /// pointed at their lxcpath), with `agent.wait` and `agent.timeout` as given.
     pub fn for_containers(cts: &crate::guests::Containers, wait: &str, timeout: &str) -> SimNode {
-        let mut sim = SimNode::new(VAULT_JSON.as_bytes(), "  lxc_transport: native\n");
+        let mut sim = SimNode::for_lxcpath(&cts.lxcpath(), &cts.lock_dir(), wait, timeout);
         for (k, v) in cts.env() {
+            sim.env.retain(|(kk, _)| kk != k);
             sim.env.push((k.to_string(), v));
         }
+        sim
+    }
+
+    /// A simulated node for the real containers under `lxcpath` (native transport).
+    pub fn for_lxcpath(
+        lxcpath: &str,
+        lock: &std::path::Path,
+        wait: &str,
+        timeout: &str,
+    ) -> SimNode {
+        let mut sim = SimNode::new(VAULT_JSON.as_bytes(), "  lxc_transport: native\n");
+        sim.env.push(("PHX_TEST_LXCPATH".into(), lxcpath.into()));
+        sim.env
+            .push(("PHX_TEST_LOCKDIR".into(), lock.display().to_string()));
         sim.node.config(&format!(
             "  qga_socket_dir: {d}/qga\n  pct: {SCRIPTS}/pct\n  lxc_info: {SCRIPTS}/lxc-info\n  lxc_attach: {SCRIPTS}/lxc-attach\n  lock_dir_lxc: {lock}\n  lxc_path: {lxcpath}\n  lxc_transport: native\nsyslog: {d}/syslog.sock\nagent:\n  wait: {wait}\n  timeout: {timeout}\n",
             d = sim.node.dir.path().display(),
-            lock = cts.lock_dir().display(),
-            lxcpath = cts.lxcpath(),
+            lock = lock.display(),
         ));
         sim
     }

@@ -12,9 +12,11 @@ set -euo pipefail
 # systemd: its own env-file parser (libsystemd-shared) checks `format: env` files, and gcc
 # builds the small harness that calls it. shellcheck lints the programs that run in
 # guests (make lint). inotify-tools: the racing attacker in the hostile-guest tests.
+# debootstrap: a Debian rootfs with systemd as init, for the container whose first
+# service reads its secret at boot (tests/scripts/build-sd-rootfs.sh).
 # util-linux (unshare, prlimit, setpriv) is always there.
 pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc python3 python3-jsonschema git
-  systemd gcc libc6-dev shellcheck inotify-tools)
+  systemd gcc libc6-dev shellcheck inotify-tools debootstrap)
 # make bench also needs: the baseline hook's jq, hyperfine, valgrind (callgrind).
 if [ "${1:-}" = bench ]; then pkgs+=(jq hyperfine valgrind); fi
 # make deb / deb-test: man-db renders the man page, bash-completion loads completions,
