@@ -113,6 +113,31 @@ pub fn remove(cfg: &Config, vmid: Vmid) -> usize {
     n
 }
 
+/// Remove what starts that never finished left in `pve.credentials_dir` (a start that
+/// failed between `pre-start` and QEMU or LXC reading it): every guest's directory last
+/// changed more than `age` ago. QEMU reads its fw_cfg files when it starts and a
+/// container's mount hook runs seconds after `pre-start`, so nothing older is still
+/// needed. How many directories went.
+pub fn sweep(cfg: &Config, age: std::time::Duration) -> usize {
+    let Ok(rd) = fs::read_dir(&cfg.pve.credentials_dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in rd.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|d| d > age));
+        if let Some(vmid) = e.file_name().to_str().and_then(|s| s.parse::<Vmid>().ok())
+            && old
+        {
+            remove(cfg, vmid);
+            n += 1;
+        }
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

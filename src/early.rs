@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
 use crate::config::Config;
+use crate::deliver::lxc::Written;
 use crate::manifest::Owner;
 use crate::plan::Delivery;
 use crate::pve::GuestConfig;
@@ -62,11 +63,25 @@ pub fn raw_values(text: &str, key: &str) -> Vec<String> {
     out
 }
 
-/// Whether container config `text` runs phx-hook's mount hook.
-pub fn is_early(text: &str) -> bool {
+/// Whether container config `text` runs phx-hook's mount hook for the staging
+/// directory `staging` (this container's: a line copied from another container, by
+/// `pct clone` or a restore, names that one's).
+pub fn is_early(text: &str, staging: &Utf8Path) -> bool {
+    hook_stagings(text).iter().any(|s| s == staging.as_str())
+}
+
+/// The staging directories phx-hook mount-hook lines in `text` name.
+pub fn hook_stagings(text: &str) -> Vec<String> {
     raw_values(text, "lxc.hook.mount")
         .iter()
-        .any(|v| v.contains(HOOK_COMMAND))
+        .filter_map(|v| {
+            let w: Vec<&str> = v.split_whitespace().collect();
+            match w.as_slice() {
+                [_, cmd, staging] if *cmd == HOOK_COMMAND => Some((*staging).to_string()),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The mount hook's command line. LXC runs `sh -c "exec VALUE <name> lxc mount"`, and its
@@ -95,12 +110,16 @@ pub fn staging(cfg: &Config, vmid: Vmid) -> Utf8PathBuf {
 /// The host uid and gid of the container's root: 0 for a privileged container; for an
 /// unprivileged one its `lxc.idmap` for id 0, else Proxmox's default 100000.
 pub fn mapped_root(text: &str) -> (u32, u32) {
+    // A custom `lxc.idmap` makes a container unprivileged whatever `unprivileged` says
+    // (pve-container `update_lxc_config`: Proxmox adds its default map only when there
+    // is none).
+    let maps = raw_values(text, "lxc.idmap");
     let unprivileged = crate::pve::config_value(text, "unprivileged").is_some_and(|v| v == "1");
-    if !unprivileged {
+    if !unprivileged && maps.is_empty() {
         return (0, 0);
     }
     let mut ids = (100_000, 100_000);
-    for m in raw_values(text, "lxc.idmap") {
+    for m in maps {
         let w: Vec<&str> = m.split_whitespace().collect();
         if let [kind, "0", host, _] = w.as_slice()
             && let Ok(h) = host.parse::<u32>()
@@ -117,6 +136,8 @@ pub fn mapped_root(text: &str) -> (u32, u32) {
 
 #[derive(Serialize, Deserialize)]
 struct Bundle {
+    /// The container it is for.
+    vmid: u32,
     files: Vec<StagedFile>,
     required: bool,
 }
@@ -162,9 +183,13 @@ pub fn stage(
     required: bool,
 ) -> Result<(), String> {
     let digester = crate::engine::Digester::new(cfg).map_err(|e| e.to_string())?;
-    let pending: Vec<(String, String)> = deliveries
+    let pending: Vec<Pending> = deliveries
         .iter()
-        .map(|d| (d.dest.to_string(), digester.digest(d)))
+        .map(|d| Pending {
+            dest: d.dest.to_string(),
+            digest: digester.digest(d),
+            written: None,
+        })
         .collect();
     write_pending(cfg, vmid, &pending)?;
     use base64::Engine;
@@ -178,6 +203,7 @@ pub fn stage(
     std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
         .map_err(|e| format!("cannot hand `{dir}` to the container's root: {e}"))?;
     let bundle = Bundle {
+        vmid: vmid.get(),
         required,
         files: deliveries
             .iter()
@@ -220,6 +246,9 @@ pub fn stage(
 pub struct HookReport {
     /// Per file: destination, keys, size, and `None` or why it failed.
     pub files: Vec<(String, Vec<String>, usize, Option<String>)>,
+    /// Per file written: how it looked right after (for the worker).
+    #[serde(default)]
+    pub written: Vec<Option<Written>>,
 }
 
 /// post-start: the mount hook's report, if it ran for this start; the staging directory
@@ -240,10 +269,17 @@ pub fn collect(cfg: &Config, vmid: Vmid) -> Option<HookReport> {
         });
     crate::credentials::remove(cfg, vmid);
     let pending = read_pending(cfg, vmid);
-    let delivered: Vec<(String, String)> = match &report {
+    let delivered: Vec<Pending> = match &report {
         Some(r) => pending
             .into_iter()
-            .filter(|(dest, _)| r.files.iter().any(|f| &f.0 == dest && f.3.is_none()))
+            .filter_map(|mut p| {
+                let i = r
+                    .files
+                    .iter()
+                    .position(|f| f.0 == p.dest && f.3.is_none())?;
+                p.written = *r.written.get(i)?;
+                p.written.is_some().then_some(p)
+            })
             .collect(),
         None => Vec::new(),
     };
@@ -255,8 +291,20 @@ pub fn collect(cfg: &Config, vmid: Vmid) -> Option<HookReport> {
     report
 }
 
-/// The worker: what the mount hook delivered at this start (destination, digest), once.
-pub fn take_delivered(cfg: &Config, vmid: Vmid) -> Vec<(String, String)> {
+/// A file staged for the mount hook: its digest (by `pre-start`) and, once the hook
+/// wrote it, how it looked then.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Pending {
+    /// Destination.
+    pub dest: String,
+    /// Keyed digest (see `engine::Digester`).
+    pub digest: String,
+    /// As written by the hook.
+    pub written: Option<Written>,
+}
+
+/// The worker: what the mount hook delivered at this start, once.
+pub fn take_delivered(cfg: &Config, vmid: Vmid) -> Vec<Pending> {
     let out = read_pending(cfg, vmid);
     let _ = fs::remove_file(pending_path(cfg, vmid));
     out
@@ -269,14 +317,14 @@ fn pending_path(cfg: &Config, vmid: Vmid) -> Utf8PathBuf {
     cfg.state_dir.join("early").join(format!("{vmid}.json"))
 }
 
-fn read_pending(cfg: &Config, vmid: Vmid) -> Vec<(String, String)> {
+fn read_pending(cfg: &Config, vmid: Vmid) -> Vec<Pending> {
     fs::read(pending_path(cfg, vmid))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }
 
-fn write_pending(cfg: &Config, vmid: Vmid, pending: &[(String, String)]) -> Result<(), String> {
+fn write_pending(cfg: &Config, vmid: Vmid, pending: &[Pending]) -> Result<(), String> {
     let path = pending_path(cfg, vmid);
     let dir = cfg.state_dir.join("early");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{dir}`: {e}"))?;
@@ -288,11 +336,29 @@ fn write_pending(cfg: &Config, vmid: Vmid, pending: &[(String, String)]) -> Resu
 /// The mount hook itself: `phx-hook __lxc-early STAGING <name> lxc mount`, with
 /// `$LXC_ROOTFS_MOUNT`. Exit 0, or 1 when a file of a `required` plan failed (LXC then
 /// aborts the start: fail closed, as pre-start does).
-pub fn hook_main(staging: &Utf8Path) -> i32 {
+pub fn hook_main(staging: &Utf8Path, name: Option<&str>) -> i32 {
+    // LXC waits for a hook without a time limit, holding Proxmox's start task and the
+    // container's config lock: a container that makes this hang (a stalled filesystem
+    // in its rootfs) fails its start instead.
+    let _ = nix::unistd::alarm::set(HOOK_TIMEOUT_SECS);
     let Ok(rootfs) = std::env::var("LXC_ROOTFS_MOUNT") else {
         eprintln!("phx-hook: {HOOK_COMMAND}: not run by LXC as a mount hook (no LXC_ROOTFS_MOUNT)");
         return 1;
     };
+    // The line names this container's staging directory: one copied with the config of
+    // another container (`pct clone`, a restore) names that one's, and must not take its
+    // files.
+    let lxc_name = std::env::var("LXC_NAME").ok();
+    let this = name.or(lxc_name.as_deref()).unwrap_or_default();
+    if staging.file_name() != Some(this) {
+        eprintln!(
+            "phx-hook: {HOOK_COMMAND}: this line is container {}'s, not {}'s (copied by a clone or restore?); nothing delivered: run `phx-hook register {} --early`",
+            crate::text::name(staging.file_name().unwrap_or_default()),
+            crate::text::name(this),
+            crate::text::name(this),
+        );
+        return 0;
+    }
     // The staging directory, before the chroot hides it.
     let dir = match fs::File::open(staging) {
         Ok(d) => d,
@@ -303,14 +369,27 @@ pub fn hook_main(staging: &Utf8Path) -> i32 {
         Ok(Some(b)) => b,
         Ok(None) => return 0,
         Err(e) => {
-            eprintln!("phx-hook: {HOOK_COMMAND}: {e}");
+            eprintln!(
+                "phx-hook: {HOOK_COMMAND}: {}",
+                crate::text::guest(e.as_bytes())
+            );
             return 1;
         }
     };
+    if bundle.vmid.to_string() != this {
+        eprintln!(
+            "phx-hook: {HOOK_COMMAND}: the staged files are not container {}'s",
+            crate::text::name(this)
+        );
+        return 1;
+    }
     let deliveries: Vec<Delivery> = match bundle.files.iter().map(to_delivery).collect() {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("phx-hook: {HOOK_COMMAND}: a staged file is malformed: {e}");
+            eprintln!(
+                "phx-hook: {HOOK_COMMAND}: a staged file is malformed: {}",
+                crate::text::guest(e.as_bytes())
+            );
             return 1;
         }
     };
@@ -328,20 +407,39 @@ pub fn hook_main(staging: &Utf8Path) -> i32 {
                     d.dest.to_string(),
                     d.keys.iter().map(ToString::to_string).collect(),
                     d.content.len(),
-                    r.as_ref().err().map(|e| e.to_string()),
+                    r.as_ref().err().map(|e| crate::text::guest(e.as_bytes())),
                 )
             })
             .collect(),
+        written: results.iter().map(|r| r.as_ref().ok().copied()).collect(),
     };
     write_report(&dir, &report);
-    let failed = results.iter().filter(|r| r.is_err()).count();
-    for (d, r) in deliveries.iter().zip(&results) {
-        if let Err(e) = r {
-            eprintln!("phx-hook: {}: {e}", d.dest);
-        }
+    // One short line: LXC reads a hook's output only up to about 40 KiB before it waits
+    // for it, so more would deadlock the start. The details are in the report.
+    let failed: Vec<&Delivery> = deliveries
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_err())
+        .map(|(d, _)| d)
+        .collect();
+    if let (Some(first), Some(Err(why))) = (failed.first(), results.iter().find(|r| r.is_err())) {
+        eprintln!(
+            "phx-hook: {} of {} file(s) not delivered, first {}: {}",
+            failed.len(),
+            deliveries.len(),
+            crate::text::shown(first.dest.as_str().as_bytes(), 120),
+            crate::text::shown(why.as_bytes(), 200)
+        );
     }
-    if failed > 0 && bundle.required { 1 } else { 0 }
+    if !failed.is_empty() && bundle.required {
+        1
+    } else {
+        0
+    }
 }
+
+/// The most the mount hook may take.
+const HOOK_TIMEOUT_SECS: u32 = 60;
 
 fn read_bundle(staging: &Utf8Path) -> Result<Option<Bundle>, String> {
     let path = staging.join("bundle.json");
@@ -408,6 +506,8 @@ fn enter_rootfs(rootfs: &str, ram: bool) -> Result<(), String> {
     let enter = |e: nix::Error| format!("cannot enter the container's rootfs: {}", e.desc());
     nix::unistd::chroot(rootfs).map_err(enter)?;
     nix::unistd::chdir("/").map_err(enter)?;
+    // Directories created on the way to a file must be enterable by its owner.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     if !ram {
         return Ok(());
     }
@@ -468,33 +568,42 @@ fn write_report(dir: &fs::File, report: &HookReport) {
 /// `lxc.hook.mount` line in the main section, written under Proxmox's config lock, as
 /// pve-container writes configs). Whether it was added.
 pub fn register(cfg: &Config, vmid: Vmid, exe: &Utf8Path) -> Result<bool, String> {
-    let command = hook_command(exe, &staging(cfg, vmid))?;
+    let staging_dir = staging(cfg, vmid);
+    let command = hook_command(exe, &staging_dir)?;
     edit(cfg, vmid, |text| {
-        if is_early(text) {
+        let line = format!("lxc.hook.mount: {command}");
+        if raw_values(text, "lxc.hook.mount").contains(&command)
+        {
             return None;
         }
-        let line = format!("lxc.hook.mount: {}", command.clone());
-        Some(insert_main(text, &line))
+        // Another phx-hook line (a clone's copy, or an older binary path) goes.
+        let kept = without_ours(text);
+        Some(insert_main(&kept, &line))
     })
+}
+
+/// `text` without phx-hook's mount-hook lines in its main section.
+fn without_ours(text: &str) -> String {
+    let mut main_done = false;
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            if l.starts_with('[') {
+                main_done = true;
+            }
+            main_done || !(l.starts_with("lxc.hook.mount") && l.contains(HOOK_COMMAND))
+        })
+        .collect();
+    kept.join("\n") + "\n"
 }
 
 /// Take the mount hook out again. Whether there was one.
 pub fn unregister(cfg: &Config, vmid: Vmid) -> Result<bool, String> {
     edit(cfg, vmid, |text| {
-        if !is_early(text) {
+        if hook_stagings(text).is_empty() {
             return None;
         }
-        let mut main_done = false;
-        let kept: Vec<&str> = text
-            .lines()
-            .filter(|l| {
-                if l.starts_with('[') {
-                    main_done = true;
-                }
-                main_done || !(l.starts_with("lxc.hook.mount") && l.contains(HOOK_COMMAND))
-            })
-            .collect();
-        Some(kept.join("\n") + "\n")
+        Some(without_ours(text))
     })
 }
 
@@ -563,12 +672,21 @@ mod tests {
     #[test]
     fn hook_lines_and_idmaps() {
         let text = "arch: amd64\nunprivileged: 1\nlxc.idmap: u 0 200000 65536\nlxc.idmap = g 0 300000 65536\nlxc.hook.mount: /usr/sbin/phx-hook __lxc-early /run/x/101\n[snap]\nlxc.hook.mount: other\n";
-        assert!(is_early(text));
+        assert!(is_early(text, "/run/x/101".into()));
+        assert!(
+            !is_early(text, "/run/x/102".into()),
+            "a clone's copied line is not its own"
+        );
         assert_eq!(mapped_root(text), (200_000, 300_000));
         assert_eq!(mapped_root("unprivileged: 1\n"), (100_000, 100_000));
         assert_eq!(mapped_root("arch: amd64\n"), (0, 0));
+        assert_eq!(
+            mapped_root("lxc.idmap: u 0 300000 65536\nlxc.idmap: g 0 300000 65536\n"),
+            (300_000, 300_000)
+        );
         assert!(!is_early(
-            "arch: amd64\n[snap]\nlxc.hook.mount: x __lxc-early\n"
+            "arch: amd64\n[snap]\nlxc.hook.mount: x __lxc-early /run/x/101\n",
+            "/run/x/101".into()
         ));
         let added = insert_main("arch: amd64\n[snap]\nfoo: 1\n", "lxc.hook.mount: x");
         assert_eq!(added, "arch: amd64\nlxc.hook.mount: x\n[snap]\nfoo: 1\n");

@@ -214,10 +214,15 @@ pub fn observe(
 }
 
 /// Record files another path delivered (a container's mount hook, before its init ran)
-/// as delivered: `delivered` holds (destination, digest) as staged, and what the guest
-/// holds at each now is looked at. A [`sync`] in `Mode::Diff` afterwards delivers only
-/// what that path missed. How many files were recorded.
-pub fn adopt(cfg: &Config, p: &Prepared, delivered: &[(String, String)]) -> Result<usize, String> {
+/// as delivered, with the digests they were staged with, if the guest still holds each
+/// exactly as it was written (inode, size, times, mode): a file its root or owner
+/// changed since is left to be delivered again. A [`sync`] in `Mode::Diff` afterwards
+/// delivers what this did not record. How many files were recorded.
+pub fn adopt(
+    cfg: &Config,
+    p: &Prepared,
+    delivered: &[crate::early::Pending],
+) -> Result<usize, String> {
     let vmid = p.plan.vmid;
     let looks: Vec<Look> = p.plan.deliveries.iter().map(Look::of).collect();
     let (seen, _) = observe(cfg, vmid, p.kind, None, &looks).map_err(|e| e.to_string())?;
@@ -231,11 +236,19 @@ pub fn adopt(cfg: &Config, p: &Prepared, delivered: &[(String, String)]) -> Resu
     };
     for (i, d) in p.plan.deliveries.iter().enumerate() {
         let dest = d.dest.as_str();
-        if let Some((_, digest)) = delivered.iter().find(|(to, _)| to == dest) {
+        let Some(pending) = delivered.iter().find(|x| x.dest == dest) else {
+            continue;
+        };
+        let now = seen.files.get(i).cloned().unwrap_or(Seen::Unknown);
+        let unchanged = match (&now, &pending.written) {
+            (Seen::File(sig), Some(w)) => w.matches(sig),
+            _ => false,
+        };
+        if unchanged {
             r.files.push(FileRecord {
                 dest: dest.to_string(),
-                digest: digest.clone(),
-                seen: seen.files.get(i).cloned().unwrap_or(Seen::Unknown),
+                digest: pending.digest.clone(),
+                seen: now,
             });
         }
     }

@@ -77,7 +77,13 @@ pub(crate) fn run(vmid: Vmid, phase: &str, config: Option<&Utf8Path>) -> Exit {
             Exit::Ok
         }
     };
-    chain(&cfg, vmid, &phase, code)
+    let code = chain(&cfg, vmid, &phase, code);
+    if phase == Phase::PreStart && code != Exit::Ok {
+        // The start is aborted: nothing may wait in host RAM for a QEMU or a mount hook
+        // that will not run.
+        crate::credentials::remove(&cfg, vmid);
+    }
+    code
 }
 
 fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
@@ -167,7 +173,7 @@ fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
             }
             let n = p.plan.deliveries.len();
             let files = format!("{n} file{}", if n == 1 { "" } else { "s" });
-            match guest.as_ref().filter(|g| is_early_container(g)) {
+            match guest.as_ref().filter(|g| is_early_container(cfg, vmid, g)) {
                 Some(g) => {
                     if let Err(why) =
                         crate::early::stage(cfg, vmid, g, &p.plan.deliveries, p.plan.required)
@@ -216,9 +222,24 @@ fn pre_start(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
     }
 }
 
-/// Whether container `g` runs phx-hook's mount hook (`register --early`).
-fn is_early_container(g: &crate::pve::GuestConfig) -> bool {
-    g.kind == GuestKind::Lxc && g.text().is_some_and(|t| crate::early::is_early(&t))
+/// Whether container `g` runs phx-hook's mount hook for itself (`register --early`).
+/// A line another container's config was copied with (a clone, a restore) is named in
+/// a warning: it delivers nothing here.
+fn is_early_container(cfg: &Config, vmid: Vmid, g: &crate::pve::GuestConfig) -> bool {
+    if g.kind != GuestKind::Lxc {
+        return false;
+    }
+    let Some(text) = g.text() else { return false };
+    let ours = crate::early::staging(cfg, vmid);
+    if crate::early::is_early(&text, &ours) {
+        return true;
+    }
+    if !crate::early::hook_stagings(&text).is_empty() {
+        eprintln!(
+            "phx-hook: warning: guest {vmid}: its config has another container's phx-hook mount hook (copied by a clone or restore?); it delivers nothing here. Run `phx-hook register {vmid} --early` (or unregister) to fix the line."
+        );
+    }
+    false
 }
 
 /// A VM's systemd credentials, for QEMU to read at start-up: the VM's `args` must pass

@@ -153,7 +153,10 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     if args.get(1).is_some_and(|a| a == crate::early::HOOK_COMMAND) {
         let _ = crate::hardening::harden();
         return match args.get(2).and_then(|a| a.to_str()) {
-            Some(staging) => ExitCode::from(crate::early::hook_main(Utf8Path::new(staging)) as u8),
+            Some(staging) => {
+                let name = args.get(3).and_then(|a| a.to_str());
+                ExitCode::from(crate::early::hook_main(Utf8Path::new(staging), name) as u8)
+            }
             None => {
                 eprintln!(
                     "phx-hook: {}: no staging directory",

@@ -114,6 +114,9 @@ pub(crate) fn run(
 }
 
 /// One pass, under the node's reconcile lock.
+/// How old a staging directory in `pve.credentials_dir` must be to be left over.
+const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(600);
+
 fn pass(
     cfg: &Config,
     args: &ReconcileArgs,
@@ -132,6 +135,17 @@ fn pass(
             )));
         }
     };
+    if !args.dry_run {
+        // Secrets staged for a start that never came (a start that failed before QEMU or
+        // LXC read them) do not stay in host RAM.
+        let swept = crate::credentials::sweep(cfg, STALE_STAGING);
+        if swept > 0 {
+            log::info!(
+                "removed {swept} stale staging director(ies) in {}",
+                cfg.pve.credentials_dir
+            );
+        }
+    }
     let results = survey(cfg, args, config);
     report(args, &results);
     Ok(if results.iter().any(GuestResult::failed) {

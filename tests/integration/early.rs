@@ -132,13 +132,14 @@ fn containers_hold_their_files_before_init_starts() {
         );
         let out = cts.output(
             id,
-            "readlink /etc/app/token; stat -c '%a %u %g' /etc/app/db; stat -L -c '%a %u' /etc/app/token; cat /etc/app/db",
+            "readlink /etc/app/token; stat -c '%a %u %g' /etc/app/db; stat -L -c '%a %u' /etc/app/token; cat /etc/app/db; echo; stat -c %a /etc/app",
         );
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines[0].starts_with("/run/phx-hook/"), "{out}");
+        // The directory the hook created can be entered by the file's owner.
         assert_eq!(
             &lines[1..],
-            ["600 0 0", "440 1000", "DB-SECRET-41b2e8"],
+            ["600 0 0", "440 1000", "DB-SECRET-41b2e8", "755"],
             "{out}"
         );
         // The staged bundle is gone from the host; the audit names the hook's files.
@@ -253,7 +254,34 @@ fn planted_links_cannot_lead_the_mount_hook_out_of_the_container() {
         sim.tool("pct", &["stop", &id.to_string()]).assert_code(0);
         fs::remove_file(&app).unwrap();
 
-        // Trap 2: /run itself is such a link, and a file is to live in RAM.
+        // Trap 2: /etc/passwd leads to the host's (an owner is looked up by name).
+        sim.node.manifest(
+            id,
+            "guest: lxc\nfiles:\n  - {dest: /etc/app/token, key: app/api_token, owner: app}\n",
+        );
+        let passwd = cts.path(id, "/etc/passwd");
+        let kept = fs::read(&passwd).unwrap();
+        fs::remove_file(&passwd).unwrap();
+        std::os::unix::fs::symlink("/proc/1/root/etc/passwd", &passwd).unwrap();
+        let r = sim.tool("pct", &["start", &id.to_string()]);
+        r.assert_code(255);
+        sim.phx(&[&id.to_string(), "post-stop"]).assert_code(0);
+        let last = sim
+            .audit_actions("deliver")
+            .into_iter()
+            .rfind(|v| v["vmid"] == id && v["outcome"] == "failed")
+            .unwrap();
+        assert!(
+            last["error"]
+                .as_str()
+                .unwrap()
+                .contains("cannot read the container's /etc/passwd"),
+            "{last}"
+        );
+        fs::remove_file(&passwd).unwrap();
+        fs::write(&passwd, kept).unwrap();
+
+        // Trap 3: /run itself is such a link, and a file is to live in RAM.
         sim.node.manifest(
             id,
             "guest: lxc\nstorage: ram\nfiles:\n  - {dest: /etc/app/token, key: app/api_token}\n",
@@ -281,8 +309,8 @@ fn planted_links_cannot_lead_the_mount_hook_out_of_the_container() {
             .filter(|v| v["vmid"] == id && v["outcome"] == "failed")
             .map(|v| v["error"].as_str().unwrap_or_default().to_string())
             .collect();
-        assert_eq!(errors.len(), 1, "{}", sim.audit());
-        assert!(errors[0].contains("/run is a symbolic link"), "{errors:?}");
+        assert_eq!(errors.len(), 2, "{}", sim.audit());
+        assert!(errors[1].contains("/run is a symbolic link"), "{errors:?}");
         assert!(!creds.path().join(id.to_string()).exists());
         fs::remove_file(&run).unwrap();
         fs::create_dir(&run).unwrap();
@@ -435,4 +463,69 @@ fn a_service_that_reads_its_secret_at_boot_finds_it_every_time_with_early_delive
     // Nothing of the RAM-only value on the container's disk after all those boots.
     assert!(holders(&ct.path("/"), b"TOKEN-SECRET-c0ffee").is_empty());
     leaks(&[&sim.syslog(), &sim.audit()]);
+}
+
+/// A container whose config was copied from another's (`pct clone` copies raw `lxc.*`
+/// keys; so does a restore as root) carries that container's hook line. Its hook must
+/// not take the other container's staged files, even as host root (a privileged clone):
+/// they stay for their owner, the clone gets nothing from them, and `register --early`
+/// gives the clone a line of its own instead of keeping the copy.
+#[test]
+fn a_clone_cannot_take_the_files_staged_for_its_source() {
+    let cts = Containers::start();
+    let creds = staging_root();
+    let sim = sim_for(&cts, creds.path());
+    for id in [PRIV, IDMAPPED] {
+        cts.stop(id);
+    }
+    sim.ct(IDMAPPED, "arch: amd64\nunprivileged: 1\n");
+    sim.node.manifest(
+        IDMAPPED,
+        "guest: lxc\nfiles:\n  - {dest: /etc/app/token, key: app/api_token}\n",
+    );
+    sim.phx(&["register", &IDMAPPED.to_string(), "--early"])
+        .assert_code(0);
+    let source = sim.conf("lxc", IDMAPPED);
+    let line = hook_lines(&source)[0].to_string();
+    // The clone: privileged, registered the plain way, with the source's line copied.
+    sim.ct(PRIV, &format!("arch: amd64\n{line}\n"));
+    sim.node.manifest(
+        PRIV,
+        "guest: lxc\nfiles:\n  - {dest: /etc/app/db, key: app/db_password}\n",
+    );
+    sim.phx(&["register", &PRIV.to_string()]).assert_code(0);
+    // The source's files wait for it (its pre-start ran: an onboot start in parallel).
+    sim.phx(&[&IDMAPPED.to_string(), "pre-start"])
+        .assert_code(0);
+    let bundle = creds.path().join(IDMAPPED.to_string()).join("bundle.json");
+    assert!(bundle.exists());
+    let r = sim.tool("pct", &["start", &PRIV.to_string()]);
+    r.assert_code(0)
+        .assert_contains("another container's phx-hook mount hook");
+    assert!(bundle.exists(), "the clone's hook took the source's files");
+    assert!(!cts.path(PRIV, "/etc/app/token").exists());
+    sim.workers_done();
+    // Its own files came the normal way.
+    assert_eq!(
+        fs::read(cts.path(PRIV, "/etc/app/db")).unwrap(),
+        b"DB-SECRET-41b2e8"
+    );
+    sim.tool("pct", &["stop", &PRIV.to_string()]).assert_code(0);
+    // register --early replaces the copied line with the clone's own.
+    sim.phx(&["register", &PRIV.to_string(), "--early"])
+        .assert_code(0);
+    let conf = sim.conf("lxc", PRIV);
+    assert_eq!(hook_lines(&conf).len(), 1, "{conf}");
+    assert!(
+        hook_lines(&conf)[0].ends_with(&format!("/{PRIV}")),
+        "{conf}"
+    );
+    // The source still gets its files.
+    sim.tool("pct", &["start", &IDMAPPED.to_string()])
+        .assert_code(0);
+    assert_eq!(
+        fs::read(cts.path(IDMAPPED, "/etc/app/token")).unwrap(),
+        b"TOKEN-SECRET-c0ffee"
+    );
+    assert!(!bundle.exists());
 }

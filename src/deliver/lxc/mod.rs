@@ -8,10 +8,10 @@
 //! is needed. Owner and group names resolve from the container's `/etc/passwd` and
 //! `/etc/group`. The fork itself is in `crate::sys`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -371,11 +371,22 @@ struct Db {
 pub const MAX_DB_BYTES: u64 = 4 << 20;
 
 fn read_db(path: &str) -> Result<String, String> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| format!("cannot read the container's {path}: {}", io_text(&e)))?;
+    // Reached without following a link (before `pivot_root`, the mount hook's
+    // `/proc/1/root` is the host's root) and opened only if it is a regular file.
+    let dir = open_dir("/etc")?;
+    let name = path.trim_start_matches("/etc/");
+    let fd = openat(
+        &dir,
+        name,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot read the container's {path}: {}", e.desc()))?;
+    let f = File::from(fd);
     let meta = f
         .metadata()
         .map_err(|e| format!("cannot read the container's {path}: {}", io_text(&e)))?;
@@ -411,7 +422,35 @@ impl Db {
 
 /// In the child: write one file at `dest` (`d.dest`, or its RAM path). Errors are
 /// one-line messages without values.
-fn write_one(d: &Delivery, dest: &GuestPath, db: &mut Db) -> Result<Verified, String> {
+/// What a file looked like right after it was written (for the worker to know it is
+/// still what was written; `uid`/`gid` differ between sides of an idmap, so they are
+/// not part of it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Written {
+    /// Inode.
+    pub ino: u64,
+    /// Size.
+    pub size: u64,
+    /// Modification time (seconds).
+    pub mtime: i64,
+    /// Change time (seconds).
+    pub ctime: i64,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+impl Written {
+    /// Whether `sig` (a later look) is the file as written.
+    pub fn matches(&self, sig: &super::FileSig) -> bool {
+        self.ino == sig.ino
+            && self.size == sig.size
+            && self.mtime == sig.mtime
+            && self.ctime == sig.ctime
+            && self.mode == sig.mode
+    }
+}
+
+fn write_one(d: &Delivery, dest: &GuestPath, db: &mut Db) -> Result<Written, String> {
     let uid = db.id(&d.owner, "user")?;
     let gid = db.id(&d.group, "group")?;
     let dir_fd = open_dir(dest.parent())?;
@@ -459,7 +498,13 @@ fn write_one(d: &Delivery, dest: &GuestPath, db: &mut Db) -> Result<Verified, St
             }
         }
         let _ = nix::unistd::fsync(&dir_fd);
-        Ok(Verified::Digest)
+        Ok(Written {
+            ino: ours.st_ino,
+            size: ours.st_size as u64,
+            mtime: ours.st_mtime,
+            ctime: ours.st_ctime,
+            mode: ours.st_mode & 0o7777,
+        })
     })();
     if result.is_err() {
         // Remove the temporary name if it is still ours.
@@ -496,7 +541,7 @@ fn child(ns: &Namespaces, files: &[Delivery], w: OwnedFd) -> i32 {
     }
     for done in write_here(files) {
         let line = match done {
-            Ok(()) => "ok".to_string(),
+            Ok(_) => "ok".to_string(),
             Err(e) => format!("err\t{}", one_line(&e)),
         };
         if writeln!(out, "{line}").is_err() {
@@ -510,7 +555,7 @@ fn child(ns: &Namespaces, files: &[Delivery], w: OwnedFd) -> i32 {
 /// or chrooted into): the RAM directory checked once if a RAM-only file needs it, each
 /// file written at its destination or its RAM path (then linked). One result per file;
 /// errors are one-line messages without values.
-pub(crate) fn write_here(files: &[Delivery]) -> Vec<Result<(), String>> {
+pub(crate) fn write_here(files: &[Delivery]) -> Vec<Result<Written, String>> {
     let mut db = Db {
         passwd: None,
         group: None,
@@ -519,12 +564,12 @@ pub(crate) fn write_here(files: &[Delivery]) -> Vec<Result<(), String>> {
     files
         .iter()
         .map(|d| match (&d.store, &ram) {
-            (None, _) => write_one(d, &d.dest, &mut db).map(drop),
+            (None, _) => write_one(d, &d.dest, &mut db),
             (Some(_), Some(Err(e))) => Err(format!(
                 "storage: ram, and the container cannot keep it in RAM: {e}"
             )),
-            (Some(store), _) => write_one(d, store, &mut db).and_then(|_| {
-                link(&d.dest, store).map_err(|why| {
+            (Some(store), _) => write_one(d, store, &mut db).and_then(|w| {
+                link(&d.dest, store).map(|()| w).map_err(|why| {
                     format!(
                         "the file is in RAM at {store}, but {} could not be made a link to it: {why}",
                         d.dest
