@@ -3,9 +3,11 @@
 //! and help move them into the vault (`migrate`). Findings carry the value's place, never
 //! the value: output shows only its first two characters and its length.
 
+pub mod context;
 pub mod migrate;
 pub mod report;
 pub mod rules;
+pub mod tools;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -42,6 +44,8 @@ pub struct Finding {
     pub severity: Severity,
     /// The assigned name, if any.
     pub name: Option<String>,
+    /// How it was found (`smbclient -U`) or why its severity is lowered.
+    pub detail: Option<String>,
     /// The value (kept for migration; never printed).
     pub value: Zeroizing<String>,
     /// A stable id that does not contain or depend on the value.
@@ -57,33 +61,33 @@ impl Finding {
     }
 }
 
-/// Scan text (one file's content). `path` names it in findings.
+/// Scan text (one file's content). `path` names it in findings (and says what kind of
+/// file it is: see [`context`]).
 pub fn scan_text(path: &str, commit: Option<&str>, text: &str, out: &mut Vec<Finding>) {
-    let mut seen: HashMap<(String, &'static str, String), usize> = HashMap::new();
-    for (i, line) in text.lines().enumerate() {
-        if !has_trigger(line) || line.contains(ALLOW_MARKER) {
+    let mut seen: HashMap<(&'static str, String), usize> = HashMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, h) in context::scan_file(path, text) {
+        let line = lines[i];
+        if line.contains(ALLOW_MARKER) {
             continue;
         }
-        for h in rules::scan_line(line) {
-            let name = h.name.clone().unwrap_or_default();
-            let n = seen
-                .entry((path.to_string(), h.rule, name.clone()))
-                .or_insert(0);
-            *n += 1;
-            let fingerprint = fingerprint(h.rule, path, &name, *n);
-            out.push(Finding {
-                path: path.to_string(),
-                commit: commit.map(str::to_string),
-                line: i + 1,
-                column: line[..h.start].chars().count() + 1,
-                span: (h.start, h.end),
-                rule: h.rule,
-                severity: h.severity,
-                name: h.name,
-                value: Zeroizing::new(line[h.start..h.end].to_string()),
-                fingerprint,
-            });
-        }
+        let name = h.name.clone().unwrap_or_default();
+        let n = seen.entry((h.rule, name.clone())).or_insert(0);
+        *n += 1;
+        let fingerprint = fingerprint(h.rule, path, &name, *n);
+        out.push(Finding {
+            path: path.to_string(),
+            commit: commit.map(str::to_string),
+            line: i + 1,
+            column: line[..h.start].chars().count() + 1,
+            span: (h.start, h.end),
+            rule: h.rule,
+            severity: h.severity,
+            name: h.name,
+            detail: h.detail,
+            value: Zeroizing::new(line[h.start..h.end].to_string()),
+            fingerprint,
+        });
     }
 }
 
@@ -98,15 +102,6 @@ fn fingerprint(rule: &str, path: &str, name: &str, occurrence: usize) -> String 
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn has_trigger(line: &str) -> bool {
-    let b = line.as_bytes();
-    // Cheap case-insensitive substring search over a handful of needles.
-    rules::TRIGGERS.iter().any(|t| {
-        let t = t.as_bytes();
-        b.windows(t.len()).any(|w| w.eq_ignore_ascii_case(t))
-    })
 }
 
 /// Whether bytes look binary (a NUL in the first 8 KiB) or are not UTF-8.

@@ -19,8 +19,12 @@ pub fn text(findings: &[Finding]) -> String {
             .name
             .as_deref()
             .map_or(String::new(), |n| format!(" {n} ="));
+        let detail = f
+            .detail
+            .as_deref()
+            .map_or(String::new(), |d| format!(" ({d})"));
         out.push_str(&format!(
-            "{at}: {} [{}]{name} {}\n",
+            "{at}: {} [{}]{name} {}{detail}\n",
             f.rule,
             f.severity.as_str(),
             f.redacted()
@@ -43,6 +47,7 @@ pub fn json(findings: &[Finding]) -> Value {
                     "rule": f.rule,
                     "severity": f.severity,
                     "name": f.name,
+                    "detail": f.detail,
                     "value": f.redacted(),
                     "fingerprint": f.fingerprint,
                 })
@@ -77,6 +82,9 @@ pub fn sarif(findings: &[Finding]) -> Value {
             );
             if let Some(n) = &f.name {
                 msg.push_str(&format!(" assigned to `{n}`"));
+            }
+            if let Some(d) = &f.detail {
+                msg.push_str(&format!(" ({d})"));
             }
             if let Some(c) = &f.commit {
                 msg.push_str(&format!(" in commit {c}"));

@@ -52,6 +52,8 @@ pub struct Hit {
     pub end: usize,
     /// The variable or key name, if the secret is assigned to one.
     pub name: Option<String>,
+    /// How it was found or why its severity is what it is (`smbclient -U`, "test fixture").
+    pub detail: Option<String>,
 }
 
 /// Rule ids and their descriptions (for SARIF and `--help`).
@@ -69,6 +71,26 @@ pub const RULES: &[(&str, &str)] = &[
         "A URL with a password in it (scheme://user:password@host)",
     ),
     ("private-key", "A private key block"),
+    (
+        "webhook-url",
+        "A webhook URL with its token in it (Slack, Discord, Microsoft Teams, generic hooks)",
+    ),
+    (
+        "k8s-secret",
+        "A value in the data or stringData of a Kubernetes Secret manifest",
+    ),
+    (
+        "cloud-init-password",
+        "A password in cloud-init user data (chpasswd list, plain_text_passwd)",
+    ),
+    (
+        "credential-file",
+        "A password in a credentials file (.netrc, .pgpass)",
+    ),
+    (
+        "htpasswd",
+        "A user:hash line (htpasswd, shadow, a chpasswd list): a password hash anyone with the file can attack offline",
+    ),
     ("token-github", "A GitHub token"),
     ("token-gitlab", "A GitLab personal access token"),
     ("token-slack", "A Slack token"),
@@ -105,7 +127,30 @@ pub const TRIGGERS: &[&str] = &[
     "mysql",
     "curl",
     "psk",
+    "hook",
+    "$apr1$",
+    "$2y$",
+    "{sha}",
+    "login",
+    "add_user",
+    "change_password",
+    "alias",
+    "host add",
 ];
+
+/// Whether a line can hold a hit at all: one of [`TRIGGERS`] or a tool's name, found
+/// case-insensitively by one automaton.
+pub fn has_trigger(line: &str) -> bool {
+    static ANY: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
+        let mut words: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
+        for t in super::tools::TOOLS {
+            words.extend(t.names.iter().map(|n| regex::escape(n)));
+        }
+        regex::bytes::Regex::new(&format!("(?i){}", words.join("|")))
+            .expect("a valid built-in pattern")
+    });
+    ANY.is_match(line.as_bytes())
+}
 
 macro_rules! re {
     ($name:ident, $pat:expr) => {
@@ -148,19 +193,47 @@ re!(
 );
 re!(
     PASSWORD_FLAG,
-    r#"(?:^|\s)--pass(?:word|wd)?(?:=|\s+)(?:"([^"\s]+)"|'([^'\s]+)'|([^\s'"]+))"#
+    r#"(?:^|\s)--([A-Za-z0-9][A-Za-z0-9-]*)(?:=|\s+)(?:"([^"\s]+)"|'([^'\s]+)'|([^\s'"]+))"#
 );
 re!(
-    MYSQL_P,
-    r#"\bmysql(?:dump|admin)?\b.*?\s-p([^\s'"-][^\s'"]*)"#
+    WEBHOOK,
+    r#"https://(?:hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]{20,}|(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]{5,}/[A-Za-z0-9_-]{20,}|[A-Za-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/_-]{20,}|outlook\.office\.com/webhook/[A-Za-z0-9@/_-]{20,}|prod-[0-9]+\.[a-z]+\.logic\.azure\.com[^\s'"]*sig=[A-Za-z0-9_%-]{20,}|[A-Za-z0-9.-]+/[A-Za-z0-9/._-]*hooks?/[A-Za-z0-9/._-]*[A-Za-z0-9_-]{24,})"#
 );
 re!(
-    SSHPASS,
-    r#"\bsshpass\s+-p\s*(?:"([^"\s]+)"|'([^'\s]+)'|([^\s'"]+))"#
+    APR1_ANYWHERE,
+    r"\$\$?(?:apr1|2[aby])\$\$?[./0-9A-Za-z]{2,}\$\$?[./0-9A-Za-z]{8,}"
 );
 re!(
-    CURL_USER,
-    r#"\bcurl\b.*?\s(?:-u|--user)\s+['"]?[^:\s'"]+:([^\s'"]+?)['"]?(?:\s|$)"#
+    EXPANSION_DEFAULT,
+    r#"\$\{([A-Za-z_][A-Za-z0-9_]*):?[-=](?:"([^"}$]+)"|'([^'}$]+)'|([^"'}$\s][^}$]*))\}"#
+);
+re!(
+    TEMPLATE_DEFAULT,
+    r#"\{\{-?\s*([.$A-Za-z0-9_ ]+?)\s*\|\s*default\s+"([^"]+)"\s*-?\}\}"#
+);
+re!(
+    ECHO_TO_CRED_FILE,
+    r#"\b(?:echo|printf)\s+(?:-[en]+\s+)?(?:"([^"$%\\]+)"|'([^'%\\]+)'|([^\s"'$%|>]+))\s*>>?\s*\S*(?:pass|cred|secret|token|pwd)\S*"#
+);
+re!(
+    DEBCONF,
+    r"^\s*\S+\s+\S*(?:password|passwd|pass|pw)\S*\s+(?:password|string)\s+(\S+)\s*$"
+);
+re!(
+    PIPED_TO_PASSWD,
+    r"\|\s*(?:sudo\s+)?(?:smbpasswd|passwd|chpasswd|pdbedit|vncpasswd|x11vnc\s+-storepasswd)\b"
+);
+re!(
+    ECHO_LITERAL,
+    r#"\b(?:echo|printf)\s+(?:-[en]+\s+)?(?:"([^"$\\]+)"|'([^'\\]+)')"#
+);
+re!(
+    PROSE_PASSWORD,
+    r"(?i)\b(?:password|passwd|pass|pwd)\s*(?::|=|\bis\b|\()\s*\(?([^\s,;()'\x22`<>\[\]{}]{4,})"
+);
+re!(
+    HTPASSWD_LINE,
+    r"^\s*[A-Za-z0-9._@-]+:((?:\$apr1\$|\$2[aby]\$|\$5\$|\$6\$|\{SHA\}|\{SSHA\})[^\s:]{8,})\s*$"
 );
 re!(
     SHELL_ASSIGN,
@@ -179,6 +252,10 @@ re!(
     r#"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s#;'"][^#;]*?))\s*$"#
 );
 re!(
+    FLOW_ASSIGN,
+    r#"[{,]\s*["']?([A-Za-z_][A-Za-z0-9_.-]*)["']?\s*:\s*(?:"([^"]*)"|'([^']*)'|([^,}\s"']+(?:\s+[^,}\s"']+)*))"#
+);
+re!(
     COMPOSE_LIST,
     r#"^\s*-\s*["']?([A-Za-z_][A-Za-z0-9_]*)=([^"'\s]*)["']?\s*$"#
 );
@@ -186,6 +263,39 @@ re!(
     CRYPT_HASH,
     r"^\$(?:1|2[abxy]?|5|6|y|argon2(?:id|i|d)?)\$[^\s]{8,}$"
 );
+
+/// Words prose puts after "password:" that are not passwords.
+const PROSE_WORDS: &[&str] = &[
+    "required",
+    "optional",
+    "string",
+    "hidden",
+    "masked",
+    "prompt",
+    "interactive",
+    "disabled",
+    "enabled",
+    "expired",
+    "changed",
+    "missing",
+    "invalid",
+    "incorrect",
+    "wrong",
+    "correct",
+    "needed",
+    "unknown",
+    "default",
+    "random",
+    "generated",
+    "provided",
+    "protected",
+    "authentication",
+    "encrypted",
+    "hashed",
+    "stored",
+    "verified",
+    "policy",
+];
 
 /// Words in a name that say it holds a secret.
 const SECRET_WORDS: &[&str] = &[
@@ -219,6 +329,15 @@ const KEY_QUALIFIERS: &[&str] = &[
 ];
 /// A last word that means the name is about a secret, not one.
 const NOT_A_SECRET_SUFFIX: &[&str] = &[
+    "db",
+    "database",
+    "mechanism",
+    "directory",
+    "folder",
+    "plugin",
+    "server",
+    "service",
+    "realm",
     "url",
     "uri",
     "name",
@@ -376,6 +495,9 @@ pub fn classify(value: &str) -> ValueKind {
     {
         return ValueKind::NotSecret;
     }
+    if is_reference(v) || is_placeholder(v) {
+        return ValueKind::NotSecret;
+    }
     let lower = v.to_ascii_lowercase();
     let bare = lower
         .trim_matches(|c| c == '<' || c == '>' || c == '[' || c == ']' || c == '{' || c == '}');
@@ -441,7 +563,22 @@ pub fn classify(value: &str) -> ValueKind {
     {
         return ValueKind::NotSecret;
     }
-    if v.len() <= 4 && v.chars().all(|c| c.is_ascii_digit()) {
+    // Ports, counts, timeouts; a value too short to be anyone's password. A longer
+    // number under a secret's name is a PIN: weak, but a secret.
+    if v.len() <= 4 && v.chars().all(|c| c.is_ascii_digit()) || v.chars().count() <= 2 {
+        return ValueKind::NotSecret;
+    }
+    if v.len() <= 8 && v.chars().all(|c| c.is_ascii_digit()) {
+        return ValueKind::Weak;
+    }
+    // A relative path (`ignore/secrets`, `certs/server.key`), not a generated string.
+    if v.contains('/')
+        && !v.starts_with('/')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+        && v.split('/').all(|p| !p.is_empty())
+        && !looks_random(v)
+    {
         return ValueKind::NotSecret;
     }
     if (v.starts_with('/') || v.starts_with("./") || v.starts_with("~/"))
@@ -452,10 +589,6 @@ pub fn classify(value: &str) -> ValueKind {
         return ValueKind::NotSecret;
     }
     const WEAK: &[&str] = &[
-        "changeme",
-        "change_me",
-        "change-me",
-        "changeit",
         "admin",
         "root",
         "test",
@@ -471,6 +604,266 @@ pub fn classify(value: &str) -> ValueKind {
     ValueKind::Secret {
         random: looks_random(v),
     }
+}
+
+/// A value that names where the secret is instead of being it: an expansion in any
+/// template language, a shell quote splice (`'{"pw":"'"$PW"'"}'` leaves `'` or `'"`), a
+/// function call or a dotted reference (`os.getenv("X")`, `var.db_password`), an
+/// environment variable in another syntax (`%PASSWORD%`, `@@PW@@`, `__PW__`).
+pub fn is_reference(v: &str) -> bool {
+    static DOTTED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"^(?:var|local|locals|data|module|each|self|params|inputs|secrets|vars|env|process\.env|os\.environ|settings|config|cfg|values|item|ansible_facts|hostvars|steps|needs|github|random_password|aws_[a-z_]+|azurerm_[a-z_]+|google_[a-z_]+|vault_[a-z_]+|kubernetes_[a-z_]+)(?:\.[A-Za-z0-9_\-\[\]"']+)+$"#)
+            .expect("a valid built-in pattern")
+    });
+    v.contains('\'')
+        || v.contains('"')
+        || v.contains("${")
+        || v.contains("$(")
+        || v.contains("{{")
+        || v.contains("{%")
+        || v.contains("%(")
+        || v.contains("<%")
+        || v.contains("#{")
+        || v.starts_with('$') && v.len() > 1
+        || v.starts_with('%') && v.ends_with('%') && v.len() > 2
+        || v.starts_with("@@") && v.ends_with("@@")
+        || v.starts_with("__") && v.ends_with("__") && v.len() > 4
+        || v.starts_with("--")
+        || DOTTED.is_match(v)
+        || v.ends_with(')')
+            && v.find('(').is_some_and(|p| {
+                p > 0
+                    && v[..p]
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.:$".contains(&b))
+            })
+}
+
+/// A placeholder or sentinel, in any case style and with words around it:
+/// `ENTER_TOKEN_HERE`, `your-password-here`, `CHANGE_ME`, `<password>`, `xxx`, `...`,
+/// `not-required`, `UNSET`: every word of it is a placeholder word.
+pub fn is_placeholder(v: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "enter",
+        "your",
+        "here",
+        "insert",
+        "put",
+        "replace",
+        "change",
+        "me",
+        "changeme",
+        "todo",
+        "fixme",
+        "tbd",
+        "xxx",
+        "xx",
+        "x",
+        "not",
+        "no",
+        "required",
+        "set",
+        "unset",
+        "none",
+        "null",
+        "nil",
+        "example",
+        "sample",
+        "dummy",
+        "fake",
+        "placeholder",
+        "redacted",
+        "hidden",
+        "masked",
+        "secret",
+        "secrets",
+        "password",
+        "passwd",
+        "pass",
+        "pw",
+        "pwd",
+        "token",
+        "key",
+        "api",
+        "apikey",
+        "access",
+        "value",
+        "my",
+        "the",
+        "a",
+        "an",
+        "some",
+        "foo",
+        "bar",
+        "baz",
+        "string",
+        "str",
+        "default",
+        "generate",
+        "generated",
+        "random",
+        "new",
+        "old",
+        "goes",
+        "to",
+        "be",
+        "filled",
+        "fill",
+        "in",
+        "add",
+        "use",
+        "own",
+        "real",
+        "actual",
+        "valid",
+        "empty",
+        "blank",
+        "undefined",
+        "unknown",
+        "n",
+        "na",
+        "tba",
+        "client",
+        "id",
+        "user",
+        "username",
+        "name",
+        "admin",
+        "db",
+        "database",
+        "app",
+        "auth",
+        "private",
+        "public",
+        "bearer",
+        "webhook",
+        "url",
+        "this",
+        "with",
+        "for",
+        "of",
+        "and",
+        "or",
+        "is",
+        "it",
+        "you",
+        "yours",
+        "must",
+        "should",
+        "please",
+        "provide",
+        "provided",
+        "specify",
+        "specified",
+        "some",
+        "any",
+        "secure",
+        "strong",
+        "long",
+        "very",
+        "super",
+        "s3cret",
+        "test",
+    ];
+    let lower = v.to_ascii_lowercase();
+    if lower.chars().all(|c| "x*.#-_?<>[]{}()/ ".contains(c)) {
+        return true;
+    }
+    // `<...>` and `[...]` around words: a slot to fill in.
+    let inner = lower.trim_matches(|c: char| "<>[]{}()".contains(c));
+    if (lower.starts_with('<') && lower.ends_with('>')
+        || lower.starts_with('[') && lower.ends_with(']'))
+        && !inner.is_empty()
+    {
+        return true;
+    }
+    let ws: Vec<String> = v
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-' && c != '.')
+        .flat_map(words)
+        .collect();
+    let meaningful: Vec<&String> = ws.iter().filter(|w| !w.is_empty()).collect();
+    let has = |w: &str| meaningful.iter().any(|m| m.as_str() == w);
+    let alpha_words = meaningful
+        .iter()
+        .all(|w| w.chars().all(|c| c.is_ascii_alphabetic()));
+    if meaningful.len() >= 2 {
+        // `your_mongo_password`, `YOUR-API-KEY`, `put-base64-keys-here`,
+        // `insecure-secret-change-me`, `CHANGE_ME_MASTER_PASSWORD`, `SAS_KEY_VALUE`.
+        if meaningful[0] == "your"
+            || meaningful.len() >= 3 && meaningful.last().is_some_and(|w| w.as_str() == "here")
+            || meaningful
+                .windows(2)
+                .any(|p| p[0] == "change" && (p[1] == "me" || p[1] == "it"))
+            || has("changeme")
+            || has("changeit")
+            || has("replaceme")
+            || alpha_words
+                && v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+                && v.contains('_')
+        {
+            return true;
+        }
+    }
+    if matches!(
+        lower.as_str(),
+        "changeme" | "changeit" | "change_me" | "change-me" | "replaceme"
+    ) {
+        return true;
+    }
+    // Sequential digits in a test or example value (`TEST-123456789-1234-...`).
+    if v.contains("123456789")
+        && ["test", "example", "sample", "dummy", "fake", "1234-1234"]
+            .iter()
+            .any(|w| lower.contains(w))
+    {
+        return true;
+    }
+    // One word on its own is a placeholder only if it clearly is one (`password` as a
+    // password is a weak secret, and `admin` one too).
+    if meaningful.len() < 2 {
+        return matches!(
+            lower.trim_matches(|c: char| !c.is_ascii_alphanumeric()),
+            "todo"
+                | "fixme"
+                | "tbd"
+                | "unset"
+                | "none"
+                | "null"
+                | "nil"
+                | "placeholder"
+                | "redacted"
+                | "dummy"
+                | "example"
+                | "sample"
+                | "xxx"
+                | "undefined"
+                | "masked"
+                | "hidden"
+                | "notset"
+                | "tba"
+        );
+    }
+    meaningful.iter().all(|w| {
+        WORDS.contains(&w.as_str())
+            || w.chars().all(|c| c == 'x')
+            || w.chars().all(|c| c.is_ascii_digit()) && w.len() <= 2
+    })
+}
+
+/// A here-document that feeds a password tool (`cat <<EOF | vncpasswd`, `chpasswd
+/// <<EOF`): its terminator, and whether its lines are `user:password` (chpasswd).
+pub fn passwd_heredoc(line: &str) -> Option<(String, bool)> {
+    static HEREDOC: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"<<-?\s*["']?([A-Za-z_][A-Za-z0-9_]*)["']?"#)
+            .expect("a valid built-in pattern")
+    });
+    static TOOL: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\b(vncpasswd|smbpasswd|passwd|chpasswd|pdbedit|x11vnc|kinit|ldappasswd)\b")
+            .expect("a valid built-in pattern")
+    });
+    let end = HEREDOC.captures(line)?.get(1)?.as_str().to_string();
+    let tool = TOOL.captures(line)?.get(1)?.as_str();
+    Some((end, tool == "chpasswd"))
 }
 
 /// Shannon entropy above ~3.5 bits per character over at least 12 characters, or a long
@@ -502,16 +895,25 @@ fn push(
     m: regex::Match<'_>,
     name: Option<String>,
 ) {
-    if out.iter().any(|h| h.start < m.end() && m.start() < h.end) {
+    push_span(
+        out,
+        Hit {
+            rule,
+            severity,
+            start: m.start(),
+            end: m.end(),
+            name,
+            detail: None,
+        },
+    );
+}
+
+/// Keep `h` unless an earlier hit already covers part of its range.
+fn push_span(out: &mut Vec<Hit>, h: Hit) {
+    if out.iter().any(|o| o.start < h.end && h.start < o.end) {
         return;
     }
-    out.push(Hit {
-        rule,
-        severity,
-        start: m.start(),
-        end: m.end(),
-        name,
-    });
+    out.push(h);
 }
 
 fn first<'a>(c: &regex::Captures<'a>, idx: &[usize]) -> Option<regex::Match<'a>> {
@@ -555,15 +957,27 @@ pub fn scan_line(line: &str) -> Vec<Hit> {
             push(&mut out, "url-credentials", Severity::High, m, None);
         }
     }
-    // 2. Secrets handed to tools.
-    for (re, groups) in [
-        (&*CHPASSWD, &[1usize][..]),
-        (&*SMBPASSWD, &[1][..]),
-        (&*PASSWORD_FLAG, &[1, 2, 3][..]),
-        (&*MYSQL_P, &[1][..]),
-        (&*SSHPASS, &[1, 2, 3][..]),
-        (&*CURL_USER, &[1][..]),
-    ] {
+    // 2. Secrets handed to tools: the table (see `tools`), echo-piped passwords, and any
+    // long option whose name says secret (`--registry-password`, `--api-token`).
+    for h in super::tools::scan(line) {
+        let sev = match classify(&h.value) {
+            ValueKind::Secret { .. } => Severity::High,
+            ValueKind::Weak => Severity::Low,
+            _ => continue,
+        };
+        push_span(
+            &mut out,
+            Hit {
+                rule: "tool-credential",
+                severity: sev,
+                start: h.span.0,
+                end: h.span.1,
+                name: None,
+                detail: Some(format!("{} {}", h.tool, h.how)),
+            },
+        );
+    }
+    for (re, groups) in [(&*CHPASSWD, &[1usize][..]), (&*SMBPASSWD, &[1][..])] {
         for c in re.captures_iter(line) {
             if let Some(m) = first(&c, groups) {
                 match classify(m.as_str()) {
@@ -575,6 +989,221 @@ pub fn scan_line(line: &str) -> Vec<Hit> {
                 }
             }
         }
+    }
+    for c in PASSWORD_FLAG.captures_iter(line) {
+        let (Some(flag), Some(m)) = (c.get(1), first(&c, &[2, 3, 4])) else {
+            continue;
+        };
+        let words = words(flag.as_str());
+        let names_secret = words.last().is_some_and(|w| {
+            [
+                "password",
+                "passwd",
+                "pass",
+                "pw",
+                "secret",
+                "token",
+                "apikey",
+                "passphrase",
+            ]
+            .contains(&w.as_str())
+                || w == "key"
+                    && words.len() > 1
+                    && ["api", "secret", "access", "private", "auth"]
+                        .contains(&words[words.len() - 2].as_str())
+        });
+        if !names_secret {
+            continue;
+        }
+        match classify(m.as_str()) {
+            ValueKind::Secret { .. } => push(
+                &mut out,
+                "tool-credential",
+                Severity::High,
+                m,
+                Some(format!("--{}", flag.as_str())),
+            ),
+            ValueKind::Weak => push(
+                &mut out,
+                "tool-credential",
+                Severity::Low,
+                m,
+                Some(format!("--{}", flag.as_str())),
+            ),
+            _ => {}
+        }
+    }
+    // Secret-named variables set for one command: `PGPASSWORD=pw psql`, `sudo MYSQL_PWD=pw
+    // mysql`, `ENV DB_PASSWORD=pw`, `Environment=DB_PASSWORD=pw`, Java properties
+    // `-Didp.keystore.password=pw`, and `password=pw` among comma-separated options
+    // (`username=pi,password=pw` in an fstab line or a mount string).
+    for (k, w) in super::tools::words(line).iter().enumerate() {
+        let prefix = ["Environment=", "-D"]
+            .iter()
+            .find(|p| w.text.starts_with(**p))
+            .map_or(0, |p| p.chars().count());
+        let text: String = w.text.chars().skip(prefix).collect();
+        let mut at = prefix;
+        for part in text.split(',') {
+            let part_len = part.chars().count();
+            let here = at;
+            at += part_len + 1;
+            let Some((key, v)) = part.split_once('=') else {
+                continue;
+            };
+            if (k == 0 && prefix == 0 && here == 0)
+                || key.is_empty()
+                || !key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                || !key.as_bytes()[0].is_ascii_alphabetic()
+                || !is_secret_name(key)
+            {
+                continue;
+            }
+            let a = here + key.chars().count() + 1;
+            let b = a + v.chars().count();
+            if a >= b || w.expands(a, b) {
+                continue;
+            }
+            let (start, end) = w.span(a, b);
+            let sev = match classify(v) {
+                ValueKind::Secret { random: true } => Severity::High,
+                ValueKind::Secret { random: false } => Severity::Medium,
+                ValueKind::Weak => Severity::Low,
+                _ => continue,
+            };
+            push_span(
+                &mut out,
+                Hit {
+                    rule: "secret-assignment",
+                    severity: sev,
+                    start,
+                    end,
+                    name: Some(key.to_string()),
+                    detail: None,
+                },
+            );
+        }
+    }
+    // `${DB_PASSWORD:-literal}`: the default is a literal secret.
+    for c in EXPANSION_DEFAULT.captures_iter(line) {
+        let (Some(n), Some(m)) = (c.get(1), first(&c, &[2, 3, 4])) else {
+            continue;
+        };
+        if is_secret_name(n.as_str()) {
+            match classify(m.as_str()) {
+                ValueKind::Secret { .. } => push(
+                    &mut out,
+                    "secret-assignment",
+                    Severity::Medium,
+                    m,
+                    Some(n.as_str().to_string()),
+                ),
+                ValueKind::Weak => push(
+                    &mut out,
+                    "secret-assignment",
+                    Severity::Low,
+                    m,
+                    Some(n.as_str().to_string()),
+                ),
+                _ => {}
+            }
+        }
+    }
+    // A Helm or Go template default for a secret value: `{{ .Values.x.password | default "pw" }}`.
+    for c in TEMPLATE_DEFAULT.captures_iter(line) {
+        let (Some(expr), Some(m)) = (c.get(1), c.get(2)) else {
+            continue;
+        };
+        let named = expr.as_str().rsplit(['.', ' ']).next().unwrap_or_default();
+        if is_secret_name(named)
+            && matches!(
+                classify(m.as_str()),
+                ValueKind::Secret { .. } | ValueKind::Weak
+            )
+        {
+            push(
+                &mut out,
+                "secret-assignment",
+                Severity::Medium,
+                m,
+                Some(named.to_string()),
+            );
+        }
+    }
+    // A literal written to a credentials file: `printf "pw" > keystore_creds`.
+    for c in ECHO_TO_CRED_FILE.captures_iter(line) {
+        if let Some(m) = c.get(1)
+            && matches!(classify(m.as_str()), ValueKind::Secret { .. })
+        {
+            push(&mut out, "tool-credential", Severity::High, m, None);
+        }
+    }
+    // debconf preseeding: `slapd slapd/password1 password pw`.
+    if let Some(c) = DEBCONF.captures(line)
+        && let Some(m) = c.get(1)
+        && matches!(
+            classify(m.as_str()),
+            ValueKind::Secret { .. } | ValueKind::Weak
+        )
+    {
+        push(
+            &mut out,
+            "tool-credential",
+            Severity::High,
+            m,
+            Some("debconf".into()),
+        );
+    }
+    // Every literal a line echoes into a password-setting tool:
+    // `(echo "pw"; echo "pw") | smbpasswd -s -a user`.
+    if PIPED_TO_PASSWD.is_match(line) {
+        for c in ECHO_LITERAL.captures_iter(line) {
+            if let Some(m) = first(&c, &[1, 2])
+                && matches!(
+                    classify(m.as_str()),
+                    ValueKind::Secret { .. } | ValueKind::Weak
+                )
+                && !m.as_str().contains('%')
+            {
+                push(&mut out, "tool-credential", Severity::High, m, None);
+            }
+        }
+    }
+    // A password in prose, a comment or a message: `Password: pw`, `(User: u / Pass: pw)`.
+    for c in PROSE_PASSWORD.captures_iter(line) {
+        if let Some(m) = c.get(1)
+            && !line[m.end()..].starts_with(['(', '.', '[', '$', '{'])
+            && matches!(classify(m.as_str()), ValueKind::Secret { .. })
+            && !is_secret_name(m.as_str())
+            && m.as_str()
+                .chars()
+                .any(|c| c.is_ascii_digit() || !c.is_ascii_alphabetic())
+                | (m.as_str().len() >= 6
+                    && m.as_str().chars().all(|c| c.is_ascii_lowercase())
+                    && !PROSE_WORDS.contains(&m.as_str()))
+        {
+            push(
+                &mut out,
+                "secret-assignment",
+                Severity::Medium,
+                m,
+                Some("password".into()),
+            );
+        }
+    }
+    for m in WEBHOOK.find_iter(line) {
+        push(&mut out, "webhook-url", Severity::High, m, None);
+    }
+    if let Some(c) = HTPASSWD_LINE.captures(line)
+        && let Some(m) = c.get(1)
+    {
+        push(&mut out, "htpasswd", Severity::Medium, m, None);
+    }
+    // An htpasswd entry inside another value (a Traefik or nginx label; `$$` escapes).
+    for m in APR1_ANYWHERE.find_iter(line) {
+        push(&mut out, "htpasswd", Severity::Medium, m, None);
     }
     // 3. Assignments to secret names, in every syntax.
     let mut assign = |name: regex::Match<'_>, value: Option<regex::Match<'_>>| {
@@ -594,6 +1223,18 @@ pub fn scan_line(line: &str) -> Vec<Hit> {
             return;
         }
         if !is_secret_name(n) {
+            return;
+        }
+        // An access key (id) names an account, like a user name (MinIO's is one): a
+        // finding only when it looks generated, as a cloud key id does.
+        let w = words(n);
+        let access_id = w
+            .iter()
+            .rev()
+            .skip_while(|x| *x == "id")
+            .take(2)
+            .eq(["key", "access"].iter());
+        if access_id && !matches!(kind, ValueKind::Secret { random: true }) {
             return;
         }
         match kind {
@@ -623,6 +1264,16 @@ pub fn scan_line(line: &str) -> Vec<Hit> {
     }
     for re in [&*SHELL_ASSIGN, &*INI_ASSIGN, &*YAML_ASSIGN] {
         if let Some(c) = re.captures(line) {
+            assign(c.get(1).expect("group 1"), first(&c, &[2, 3, 4]));
+        }
+    }
+    if line.contains('{') {
+        for c in FLOW_ASSIGN.captures_iter(line) {
+            // `${VAR:?message}` is an expansion, not a mapping.
+            let at = c.get(0).map_or(0, |m| m.start());
+            if at > 0 && matches!(line.as_bytes()[at - 1], b'$' | b'#' | b'%' | b'@') {
+                continue;
+            }
             assign(c.get(1).expect("group 1"), first(&c, &[2, 3, 4]));
         }
     }
@@ -711,10 +1362,110 @@ mod tests {
         ] {
             assert!(hits(line).is_empty(), "{line}: {:?}", hits(line));
         }
-        assert_eq!(scan_line("password: changeme")[0].severity, Severity::Low);
+        assert!(hits("password: changeme").is_empty());
+        assert_eq!(scan_line("password: letmein")[0].severity, Severity::Low);
         assert_eq!(
             scan_line("password_hash: $6$rounds=5000$abcdefgh$ABCDEFGHIJKLMNOPQRSTUVWXYZ")[0].rule,
             "password-hash"
         );
+    }
+
+    /// Issue 16's precision list: none of these is a secret.
+    #[test]
+    fn interpolations_placeholders_and_fragments() {
+        for line in [
+            r#"curl -d '{"user":"admin","pw":"'"$PW"'"}' https://x/api"#,
+            r#"DB_PASSWORD="${DB_PASSWORD}""#,
+            "TOKEN=$(vault kv get -field=token secret/ci)",
+            "password = %(db_password)s",
+            "password: '{{ vault_db_password }}'",
+            "password: <%= @db_password %>",
+            "API_TOKEN=ENTER_TOKEN_HERE",
+            "api_key: your-api-key-here",
+            "password: UNSET",
+            "password: not-required",
+            "secret: none",
+            "token: null",
+            "password: TODO",
+            "PASSWORD=CHANGE_ME",
+            "admin_password: xxx",
+            "password: <password>",
+            "password: ...",
+            "password_required: true",
+            "redis_password_port: 6379",
+            "token_count: 12",
+            "docker run -v /run/secrets/token:/token:ro app",
+            "docker run --mount type=bind,src=./token.txt,dst=/token app",
+            "password = os.getenv(\"DB_PASSWORD\")",
+            "db_password = var.db_password",
+            "rsync --password-file=/etc/rsync.secret a b",
+            "docker login -u ci --password-stdin ghcr.io",
+        ] {
+            assert!(hits(line).is_empty(), "{line}: {:?}", hits(line));
+        }
+    }
+
+    /// Issue 16's recall list: each form, and a near miss that is not a secret.
+    #[test]
+    fn infrastructure_forms_and_their_near_misses() {
+        for (line, value) in [
+            (
+                "curl -X POST https://hooks.slack.com/services/T0ABCDEF1/B0ABCDEF2/aBcDeFgHiJkLmNoPqRsTuVwX -d x",
+                "https://hooks.slack.com/services/T0ABCDEF1/B0ABCDEF2/aBcDeFgHiJkLmNoPqRsTuVwX",
+            ),
+            (
+                "url: https://discord.com/api/webhooks/123456789012345678/aBcDeFgHiJkLmNoPqRsTuVwXyZ012345",
+                "https://discord.com/api/webhooks/123456789012345678/aBcDeFgHiJkLmNoPqRsTuVwXyZ012345",
+            ),
+            (
+                "TEAMS=https://contoso.webhook.office.com/webhookb2/1a2b3c4d-aaaa@5e6f/IncomingWebhook/abcdef0123456789abcdef/1234",
+                "https://contoso.webhook.office.com/webhookb2/1a2b3c4d-aaaa@5e6f/IncomingWebhook/abcdef0123456789abcdef/1234",
+            ),
+            (
+                "docker login -u ci -p Gh7sQ2pLx9 registry.lan",
+                "Gh7sQ2pLx9",
+            ),
+            ("podman login --password Gh7sQ2pLx9 quay.io", "Gh7sQ2pLx9"),
+            (
+                "helm repo add corp https://charts.lan --username ci --password Gh7sQ2pLx9",
+                "Gh7sQ2pLx9",
+            ),
+            (
+                "argocd repo add x --registry-password Gh7sQ2pLx9",
+                "Gh7sQ2pLx9",
+            ),
+            ("pveum user add ci@pve --password Gh7sQ2pLx9", "Gh7sQ2pLx9"),
+            ("PGPASSWORD=Gh7sQ2pLx9 psql -h db -U app", "Gh7sQ2pLx9"),
+            ("sudo MYSQL_PWD=Gh7sQ2pLx9 mysql -u root", "Gh7sQ2pLx9"),
+            ("psk=\"Gh7sQ2pLx9wifi\"", "Gh7sQ2pLx9wifi"),
+            (
+                "admin:$apr1$Zx9Lm2Qa$Qw8e7r6t5y4u3i2o1p0aZ.",
+                "$apr1$Zx9Lm2Qa$Qw8e7r6t5y4u3i2o1p0aZ.",
+            ),
+            (
+                "openssl pkcs12 -export -in a.crt -passout pass:Gh7sQ2pLx9 -out a.p12",
+                "Gh7sQ2pLx9",
+            ),
+            (r#"  "adminPassword": "Gh7sQ2pLx9","#, "Gh7sQ2pLx9"),
+            (r#"  "clientSecret": "Gh7sQ2pLx9","#, "Gh7sQ2pLx9"),
+            ("plain_text_passwd: Gh7sQ2pLx9", "Gh7sQ2pLx9"),
+        ] {
+            let h = hits(line);
+            assert!(h.iter().any(|(_, v)| *v == value), "{line}: {h:?}");
+        }
+        for near in [
+            "curl https://hooks.slack.com/services/ -d x",
+            "docker login -u ci --password-stdin registry.lan",
+            "helm repo add corp https://charts.lan --pass-credentials",
+            "PGPASSWORD_FILE=/run/secrets/pg psql",
+            "psk=$WIFI_PSK",
+            "# admin:x",
+            "openssl req -new -passout env:KEY_PASS -out a.csr",
+            r#"  "adminPasswordLength": 16,"#,
+            r#"  "clientSecretName": "oauth""#,
+            "plain_text_passwd: '{{ pw }}'",
+        ] {
+            assert!(hits(near).is_empty(), "{near}: {:?}", hits(near));
+        }
     }
 }
