@@ -56,7 +56,7 @@ impl From<FailOn> for Severity {
 /// Arguments of `scan`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  phx-hook scan .\n  phx-hook scan --format sarif . > phx-hook.sarif\n  phx-hook scan --history .\n  phx-hook scan --write-baseline .phx-hook-baseline.json .\n  phx-hook scan --baseline .phx-hook-baseline.json --fail-on medium .\n  phx-hook scan --migrate scripts/            # show the diffs\n  phx-hook scan --migrate --write --host scripts/\n\nExit status: 1 when a finding at or above --fail-on remains."
+    after_help = "Examples:\n  phx-hook scan .\n  phx-hook scan --format sarif . > phx-hook.sarif\n  phx-hook scan --history .\n  phx-hook scan --staged                      # in .git/hooks/pre-commit\n  phx-hook scan --write-baseline .phx-hook-baseline.json .\n  phx-hook scan --baseline .phx-hook-baseline.json --fail-on medium .\n  phx-hook scan --migrate scripts/            # show the diffs\n  phx-hook scan --migrate --write --host scripts/\n\nExit status: 1 when a finding at or above --fail-on remains."
 )]
 pub(crate) struct ScanArgs {
     /// Files or directories (default: the current directory).
@@ -82,6 +82,11 @@ pub(crate) struct ScanArgs {
     /// Scan every blob in the git history of each PATH (a repository).
     #[arg(long)]
     history: bool,
+
+    /// Scan what is staged for the next commit (git's index) in the repository at PATH
+    /// (default: the current directory), for a pre-commit hook.
+    #[arg(long, conflicts_with_all = ["history", "migrate"])]
+    staged: bool,
 
     /// Do not honour .gitignore and .ignore files.
     #[arg(long)]
@@ -109,7 +114,18 @@ pub(crate) fn run(args: ScanArgs, ctx: &Context) -> Result<Exit, Error> {
     } else {
         args.paths.clone()
     };
-    let (mut findings, stats) = if args.history {
+    let (mut findings, stats) = if args.staged {
+        let mut all = Vec::new();
+        let mut st = scan::Stats::default();
+        for p in &paths {
+            let (f, s) = scan::scan_staged(p).map_err(Error::Other)?;
+            all.extend(f);
+            st.files += s.files;
+            st.bytes += s.bytes;
+            st.skipped += s.skipped;
+        }
+        (all, st)
+    } else if args.history {
         let mut all = Vec::new();
         let mut st = scan::Stats::default();
         for p in &paths {
@@ -170,6 +186,21 @@ pub(crate) fn run(args: ScanArgs, ctx: &Context) -> Result<Exit, Error> {
         stats.bytes,
         stats.skipped
     );
+    if args.history {
+        let rotate: Vec<&Finding> = findings
+            .iter()
+            .filter(|f| f.severity > Severity::Info)
+            .collect();
+        let in_head = rotate
+            .iter()
+            .filter(|f| f.history.as_ref().is_some_and(|h| h.in_head))
+            .count();
+        eprintln!(
+            "phx-hook scan: {} distinct secret(s) in the history must be rotated ({in_head} still in HEAD, {} only in earlier commits): removing a secret from the files does not remove it from the history",
+            rotate.len(),
+            rotate.len() - in_head
+        );
+    }
     Ok(if failing > 0 { Exit::Failed } else { Exit::Ok })
 }
 

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 pub use rules::Severity;
 
@@ -50,6 +50,25 @@ pub struct Finding {
     pub value: Zeroizing<String>,
     /// A stable id that does not contain or depend on the value.
     pub fingerprint: String,
+    /// `--history`: the secret's life in the repository (one finding per secret).
+    pub history: Option<History>,
+}
+
+/// Where one secret (one value) appears in a repository's history.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct History {
+    /// The commit that first added it.
+    pub introduced: String,
+    /// Later commits whose changes still held it (the file around it changed, or it was
+    /// copied or moved), oldest first.
+    pub changed_in: Vec<String>,
+    /// Whether the tree at HEAD still holds it.
+    pub in_head: bool,
+    /// Every path it appeared under.
+    pub paths: Vec<String>,
+    /// A short id of the value (a keyed hash with a key of this run: it groups, and it
+    /// cannot be checked against a guessed value).
+    pub secret_id: String,
 }
 
 impl Finding {
@@ -87,6 +106,7 @@ pub fn scan_text(path: &str, commit: Option<&str>, text: &str, out: &mut Vec<Fin
             detail: h.detail,
             value: Zeroizing::new(line[h.start..h.end].to_string()),
             fingerprint,
+            history: None,
         });
     }
 }
@@ -231,6 +251,7 @@ pub fn scan_history(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
     let commits = git(&["rev-list", "--all", "--reverse"])?;
     let mut blobs: Vec<(String, String, String)> = Vec::new(); // (blob, path, commit)
     let mut seen = BTreeSet::new();
+    let mut again: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for commit in commits.lines() {
         let tree = git(&[
             "diff-tree",
@@ -251,6 +272,13 @@ pub fn scan_history(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
             }
             if seen.insert(f[3].to_string()) {
                 blobs.push((f[3].to_string(), path.to_string(), commit.to_string()));
+            } else {
+                // The same content again (a rename, a copy, a revert): scanned once,
+                // recorded under this path and commit too.
+                again
+                    .entry(f[3].to_string())
+                    .or_default()
+                    .push((path.to_string(), commit.to_string()));
             }
         }
     }
@@ -272,9 +300,11 @@ pub fn scan_history(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
         }
     });
     let mut r = BufReader::new(child.stdout.take().ok_or("git: no stdout")?);
-    let mut findings = Vec::new();
+    // Per finding: the blob and the commit's place in history.
+    let mut findings: Vec<(Finding, usize, String)> = Vec::new();
     let mut stats = Stats::default();
-    for (_, path, commit) in &blobs {
+    let order: HashMap<&str, usize> = commits.lines().enumerate().map(|(i, c)| (c, i)).collect();
+    for (blob, path, commit) in &blobs {
         let mut header = String::new();
         r.read_line(&mut header).map_err(|e| e.to_string())?;
         let size: u64 = header
@@ -294,15 +324,196 @@ pub fn scan_history(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
             Some(text) => {
                 stats.files += 1;
                 stats.bytes += size;
+                let mut found = Vec::new();
                 scan_text(
                     path,
                     Some(&commit[..12.min(commit.len())]),
                     text,
-                    &mut findings,
+                    &mut found,
                 );
+                let at = order.get(commit.as_str()).copied().unwrap_or(usize::MAX);
+                for (p, c) in again.get(blob).map(Vec::as_slice).unwrap_or_default() {
+                    let at = order.get(c.as_str()).copied().unwrap_or(usize::MAX);
+                    for f in &found {
+                        findings.push((
+                            Finding {
+                                path: p.clone(),
+                                commit: Some(c[..12.min(c.len())].to_string()),
+                                value: f.value.clone(),
+                                name: f.name.clone(),
+                                detail: f.detail.clone(),
+                                history: None,
+                                fingerprint: f.fingerprint.clone(),
+                                ..*f
+                            },
+                            at,
+                            blob.clone(),
+                        ));
+                    }
+                }
+                findings.extend(found.into_iter().map(|f| (f, at, blob.clone())));
             }
             None => stats.skipped += 1,
         }
+        body.zeroize();
+    }
+    let _ = feeder.join();
+    let _ = child.wait();
+    let head: BTreeSet<String> = git(&["ls-tree", "-r", "HEAD"])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect();
+    Ok((group_by_secret(findings, &head), stats))
+}
+
+/// One finding per secret: the first place it appeared (the commit that introduced it),
+/// with the later commits that still held it, whether HEAD holds it, and its paths.
+/// Findings are grouped by a keyed hash of the value, the key random per run.
+fn group_by_secret(
+    mut found: Vec<(Finding, usize, String)>,
+    head: &BTreeSet<String>,
+) -> Vec<Finding> {
+    use hmac::{Hmac, Mac};
+    let mut key = [0u8; 32];
+    if getrandom(&mut key).is_err() {
+        // Grouping still works with any key; only the ids become guessable offline.
+        key = Sha256::digest(std::process::id().to_le_bytes()).into();
+    }
+    let id_of = |v: &str| {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+        mac.update(v.as_bytes());
+        crate::types::hex(&mac.finalize().into_bytes()[..8])
+    };
+    found.sort_by(|a, b| (a.1, &a.0.path, a.0.line).cmp(&(b.1, &b.0.path, b.0.line)));
+    // Per secret: its first finding, (history position, commit) of each commit that
+    // held it, whether HEAD does, and its paths.
+    type Group = (Finding, Vec<(usize, String)>, bool, BTreeSet<String>);
+    let mut groups: Vec<Group> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (f, at, blob) in found {
+        let id = id_of(&f.value);
+        let in_head = head.contains(&blob);
+        match index.get(&id) {
+            Some(&g) => {
+                let (_, commits, h, paths) = &mut groups[g];
+                if let Some(c) = &f.commit
+                    && !commits.iter().any(|(_, x)| x == c)
+                {
+                    commits.push((at, c.clone()));
+                }
+                *h |= in_head;
+                paths.insert(f.path.clone());
+            }
+            None => {
+                index.insert(id.clone(), groups.len());
+                let commits = f.commit.clone().map(|c| vec![(at, c)]).unwrap_or_default();
+                let paths = BTreeSet::from([f.path.clone()]);
+                let mut f = f;
+                f.history = Some(History {
+                    introduced: String::new(),
+                    changed_in: Vec::new(),
+                    in_head: false,
+                    paths: Vec::new(),
+                    secret_id: id,
+                });
+                groups.push((f, commits, in_head, paths));
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(mut f, mut commits, in_head, paths)| {
+            commits.sort();
+            if let Some(h) = &mut f.history {
+                let mut it = commits.into_iter().map(|(_, c)| c);
+                h.introduced = it.next().unwrap_or_default();
+                h.changed_in = it.collect();
+                h.in_head = in_head;
+                h.paths = paths.into_iter().collect();
+            }
+            f
+        })
+        .collect()
+}
+
+fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
+    fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+/// Scan what is staged for the next commit in the git repository at `repo` (the index,
+/// not the working tree: what `git commit` would record), for a pre-commit hook.
+pub fn scan_staged(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo.as_str())
+        .args([
+            "diff",
+            "--cached",
+            "--name-only",
+            "-z",
+            "--diff-filter=ACMR",
+        ])
+        .output()
+        .map_err(|e| format!("failed to run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git diff --cached: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let paths: Vec<String> = out
+        .stdout
+        .split(|&b| b == 0)
+        .filter(|p| !p.is_empty() && !p.contains(&b'\n'))
+        .filter_map(|p| std::str::from_utf8(p).ok().map(str::to_string))
+        .collect();
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(repo.as_str())
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("failed to run git: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("git: no stdin")?;
+    let names: Vec<String> = paths.iter().map(|p| format!(":{p}")).collect();
+    let feeder = std::thread::spawn(move || {
+        for n in names {
+            if writeln!(stdin, "{n}").is_err() {
+                break;
+            }
+        }
+    });
+    let mut r = BufReader::new(child.stdout.take().ok_or("git: no stdout")?);
+    let mut findings = Vec::new();
+    let mut stats = Stats::default();
+    for path in &paths {
+        let mut header = String::new();
+        r.read_line(&mut header).map_err(|e| e.to_string())?;
+        // `<name> missing` (a submodule, say): nothing follows.
+        if header.trim_end().ends_with(" missing") {
+            continue;
+        }
+        let size: u64 = header
+            .split_whitespace()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; size as usize];
+        r.read_exact(&mut body).map_err(|e| e.to_string())?;
+        let mut nl = [0u8; 1];
+        r.read_exact(&mut nl).map_err(|e| e.to_string())?;
+        if size > MAX_FILE_BYTES {
+            stats.skipped += 1;
+        } else if let Some(text) = as_text(&body) {
+            stats.files += 1;
+            stats.bytes += size;
+            scan_text(path, None, text, &mut findings);
+        } else {
+            stats.skipped += 1;
+        }
+        body.zeroize();
     }
     let _ = feeder.join();
     let _ = child.wait();

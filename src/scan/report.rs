@@ -11,9 +11,13 @@ use super::rules::{RULES, Severity};
 pub fn text(findings: &[Finding]) -> String {
     let mut out = String::new();
     for f in findings {
-        let at = match &f.commit {
-            Some(c) => format!("{}:{}:{} (commit {c})", f.path, f.line, f.column),
-            None => format!("{}:{}:{}", f.path, f.line, f.column),
+        let at = match (&f.commit, &f.history) {
+            (_, Some(h)) => format!(
+                "{}:{}:{} (introduced in commit {})",
+                f.path, f.line, f.column, h.introduced
+            ),
+            (Some(c), None) => format!("{}:{}:{} (commit {c})", f.path, f.line, f.column),
+            (None, None) => format!("{}:{}:{}", f.path, f.line, f.column),
         };
         let name = f
             .name
@@ -29,6 +33,22 @@ pub fn text(findings: &[Finding]) -> String {
             f.severity.as_str(),
             f.redacted()
         ));
+        if let Some(h) = &f.history {
+            out.push_str(&format!(
+                "    secret {}: {}; {}; paths: {}\n",
+                h.secret_id,
+                if h.in_head {
+                    "still in HEAD"
+                } else {
+                    "not in HEAD any more (still in history)"
+                },
+                match h.changed_in.len() {
+                    0 => "in no later commit".to_string(),
+                    n => format!("in {n} later commit(s): {}", h.changed_in.join(", ")),
+                },
+                h.paths.join(", "),
+            ));
+        }
     }
     out
 }
@@ -48,6 +68,7 @@ pub fn json(findings: &[Finding]) -> Value {
                     "severity": f.severity,
                     "name": f.name,
                     "detail": f.detail,
+                    "history": f.history,
                     "value": f.redacted(),
                     "fingerprint": f.fingerprint,
                 })
@@ -86,8 +107,22 @@ pub fn sarif(findings: &[Finding]) -> Value {
             if let Some(d) = &f.detail {
                 msg.push_str(&format!(" ({d})"));
             }
-            if let Some(c) = &f.commit {
-                msg.push_str(&format!(" in commit {c}"));
+            match &f.history {
+                Some(h) => msg.push_str(&format!(
+                    " introduced in commit {}, in {} later commit(s), {}",
+                    h.introduced,
+                    h.changed_in.len(),
+                    if h.in_head {
+                        "still in HEAD"
+                    } else {
+                        "removed from HEAD"
+                    }
+                )),
+                None => {
+                    if let Some(c) = &f.commit {
+                        msg.push_str(&format!(" in commit {c}"));
+                    }
+                }
             }
             json!({
                 "ruleId": f.rule,

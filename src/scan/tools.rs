@@ -52,7 +52,6 @@ use Form::*;
 /// The table: storage, directory, database, cache and queue, BMC, backup, container and
 /// registry, VCS, HTTP, VPN and network, Proxmox and cloud tools.
 pub const TOOLS: &[Tool] = &[
-    // Storage.
     Tool {
         names: &[
             "smbclient",
@@ -61,12 +60,16 @@ pub const TOOLS: &[Tool] = &[
             "smbget",
             "smbtree",
             "net",
-            "samba-tool",
             "wbinfo",
+            "smbpasswd",
+            "samba-tool",
         ],
         sub: &[],
         kind: "storage",
-        forms: &[UserPass(&["-U", "--user"], '%'), Value(&["--password"])],
+        forms: &[
+            UserPass(&["-U", "--user"], '%'),
+            Value(&["--password", "--newpassword", "--adminpass", "--pw-nt-hash"]),
+        ],
     },
     Tool {
         names: &["mount", "mount.cifs", "mount.smb3", "mount.davfs"],
@@ -91,7 +94,13 @@ pub const TOOLS: &[Tool] = &[
         names: &["pvesm"],
         sub: &[],
         kind: "storage",
-        forms: &[Value(&["--password", "--encryption-key", "--keyring"])],
+        forms: &[Value(&["--password", "-password"])],
+    },
+    Tool {
+        names: &["qm"],
+        sub: &[],
+        kind: "proxmox",
+        forms: &[Value(&["--cipassword", "-cipassword"])],
     },
     Tool {
         names: &["proxmox-backup-client", "proxmox-backup-manager"],
@@ -103,12 +112,24 @@ pub const TOOLS: &[Tool] = &[
         names: &["rclone"],
         sub: &[],
         kind: "backup",
-        forms: &[Keyword(&[
-            "pass",
-            "password",
-            "secret_access_key",
-            "password2",
-        ])],
+        forms: &[
+            Keyword(&[
+                "pass",
+                "password",
+                "secret_access_key",
+                "password2",
+                "token",
+            ]),
+            Value(&[
+                "--sftp-pass",
+                "--ftp-pass",
+                "--smb-pass",
+                "--webdav-pass",
+                "--s3-secret-access-key",
+                "--azureblob-key",
+                "--b2-key",
+            ]),
+        ],
     },
     Tool {
         names: &["s3cmd"],
@@ -137,7 +158,6 @@ pub const TOOLS: &[Tool] = &[
         kind: "cloud",
         forms: &[Value(&["-p", "--password"])],
     },
-    // Directory.
     Tool {
         names: &[
             "ldapsearch",
@@ -161,28 +181,52 @@ pub const TOOLS: &[Tool] = &[
         forms: &[Value(&["-w", "-s", "-a"])],
     },
     Tool {
-        names: &[
-            "ipa-server-install",
-            "ipa-replica-install",
-            "ipa-client-install",
-            "ipa-adtrust-install",
-            "ipa-kra-install",
-            "ipa-ca-install",
-        ],
+        names: &["ipa-server-install"],
         sub: &[],
         kind: "directory",
         forms: &[Value(&[
             "-p",
             "-a",
-            "-w",
             "-P",
-            "--password",
-            "--admin-password",
             "--ds-password",
+            "--admin-password",
+            "--master-password",
             "--dirsrv-pin",
             "--http-pin",
             "--pkinit-pin",
         ])],
+    },
+    Tool {
+        names: &["ipa-client-install"],
+        sub: &[],
+        kind: "directory",
+        forms: &[Value(&["-w", "--password"])],
+    },
+    Tool {
+        names: &["ipa-replica-install"],
+        sub: &[],
+        kind: "directory",
+        forms: &[Value(&[
+            "-w",
+            "--admin-password",
+            "-p",
+            "--password",
+            "--dirsrv-pin",
+            "--http-pin",
+            "--pkinit-pin",
+        ])],
+    },
+    Tool {
+        names: &["ipa-ca-install", "ipa-kra-install"],
+        sub: &[],
+        kind: "directory",
+        forms: &[Value(&["-w", "--admin-password", "-p", "--password"])],
+    },
+    Tool {
+        names: &["ipa-adtrust-install"],
+        sub: &[],
+        kind: "directory",
+        forms: &[Value(&["-a", "--admin-password"])],
     },
     Tool {
         names: &["realm", "adcli"],
@@ -190,7 +234,6 @@ pub const TOOLS: &[Tool] = &[
         kind: "directory",
         forms: &[Value(&["--one-time-password"])],
     },
-    // Databases.
     Tool {
         names: &[
             "mysql",
@@ -226,19 +269,25 @@ pub const TOOLS: &[Tool] = &[
         ],
         sub: &[],
         kind: "database",
-        forms: &[Value(&["-p", "--password"])],
+        forms: &[Value(&[
+            "-p",
+            "--password",
+            "--tlsCertificateKeyFilePassword",
+            "--awsSecretAccessKey",
+            "--awsSessionToken",
+        ])],
     },
     Tool {
         names: &["influx"],
         sub: &[],
         kind: "database",
-        forms: &[Value(&["-password", "--password", "--token"])],
+        forms: &[Value(&["-password", "--password", "--token", "-t"])],
     },
     Tool {
         names: &["sqlcmd", "bcp"],
         sub: &[],
         kind: "database",
-        forms: &[Value(&["-P"])],
+        forms: &[Value(&["-P", "--password"])],
     },
     Tool {
         names: &["cqlsh"],
@@ -252,7 +301,6 @@ pub const TOOLS: &[Tool] = &[
         kind: "database",
         forms: &[Value(&["--password"])],
     },
-    // Cache and queue.
     Tool {
         names: &["redis-cli", "valkey-cli", "keydb-cli"],
         sub: &[],
@@ -274,12 +322,29 @@ pub const TOOLS: &[Tool] = &[
         kind: "queue",
         forms: &[Value(&["-p", "--password"])],
     },
-    // BMC.
     Tool {
         names: &["ipmitool"],
         sub: &[],
         kind: "bmc",
         forms: &[Value(&["-P"])],
+    },
+    Tool {
+        names: &[
+            "ipmi-sensors",
+            "ipmipower",
+            "ipmi-chassis",
+            "ipmi-sel",
+            "ipmiconsole",
+            "bmc-info",
+            "bmc-device",
+            "ipmi-config",
+            "ipmi-dcmi",
+            "ipmi-raw",
+            "ipmi-fru",
+        ],
+        sub: &[],
+        kind: "bmc",
+        forms: &[Value(&["-p", "--password", "-k", "--k-g"])],
     },
     Tool {
         names: &["racadm"],
@@ -299,7 +364,6 @@ pub const TOOLS: &[Tool] = &[
         kind: "bmc",
         forms: &[Value(&["-p", "--password"])],
     },
-    // Containers and registries.
     Tool {
         names: &[
             "docker", "podman", "buildah", "nerdctl", "crane", "oras", "regctl",
@@ -349,14 +413,12 @@ pub const TOOLS: &[Tool] = &[
         kind: "registry",
         forms: &[Value(&["-p", "--password"])],
     },
-    // Generic registry options some tools share.
     Tool {
         names: &["gitlab-runner"],
         sub: &["register"],
         kind: "ci",
-        forms: &[Value(&["-r", "--registration-token", "--token"])],
+        forms: &[Value(&["-r", "--registration-token", "-t", "--token"])],
     },
-    // VCS.
     Tool {
         names: &["svn"],
         sub: &[],
@@ -369,7 +431,6 @@ pub const TOOLS: &[Tool] = &[
         kind: "vcs",
         forms: &[KeyValue(&["--config"])],
     },
-    // HTTP and file transfer.
     Tool {
         names: &["curl"],
         sub: &[],
@@ -420,7 +481,6 @@ pub const TOOLS: &[Tool] = &[
         kind: "remote",
         forms: &[Value(&["-p"])],
     },
-    // Network.
     Tool {
         names: &["nmcli"],
         sub: &[],
@@ -458,12 +518,11 @@ pub const TOOLS: &[Tool] = &[
         kind: "network",
         forms: &[Value(&["--askpass"])],
     },
-    // Proxmox, secrets stores, orchestration.
     Tool {
-        names: &["pveum", "pvesh", "pvecm", "proxmox-backup-manager"],
+        names: &["pveum", "pvesh", "pvecm", "pct", "proxmox-backup-manager"],
         sub: &[],
         kind: "proxmox",
-        forms: &[Value(&["--password"])],
+        forms: &[Value(&["--password", "-password", "--secret", "--token"])],
     },
     Tool {
         names: &["vault", "bao"],
@@ -477,7 +536,6 @@ pub const TOOLS: &[Tool] = &[
         kind: "orchestration",
         forms: &[Value(&["-token", "--token"])],
     },
-    // Crypto.
     Tool {
         names: &["openssl"],
         sub: &[],

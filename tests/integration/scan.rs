@@ -199,8 +199,80 @@ fn history_finds_a_secret_deleted_later_with_its_commit() {
     let r = scan(dir.path(), &["--history", "."]);
     r.assert_code(1)
         .assert_contains("deploy.sh:2:")
-        .assert_contains(&format!("(commit {})", &first[..12]))
+        .assert_contains(&format!("(introduced in commit {})", &first[..12]))
+        .assert_contains("not in HEAD any more")
         .assert_lacks("Hist0ry-Leak-Pw");
+}
+
+/// `--history` reports each secret once, however many commits touched the files that
+/// held it: the commit that introduced it, the later ones that still held it, whether
+/// HEAD holds it, every path; and the summary counts the secrets to rotate.
+#[test]
+fn history_groups_findings_by_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| sh(Command::new("git").arg("-C").arg(dir.path()).args(args));
+    let commit = |msg: &str| {
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", msg]);
+        String::from_utf8(git(&["rev-parse", "--short=12", "HEAD"]).stdout)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["config", "user.email", "t@t"]);
+    git(&["config", "user.name", "t"]);
+    let w = |name: &str, text: &str| fs::write(dir.path().join(name), text).unwrap();
+    w(
+        "backup.sh",
+        "#!/bin/sh
+SMB_PASSWORD=\"Gr0up-Once-Pw\"\n",
+    );
+    let first = commit("add backup");
+    let mut later = Vec::new();
+    for i in 0..5 {
+        w(
+            "backup.sh",
+            &format!(
+                "#!/bin/sh\n# run {i}\nSMB_PASSWORD=\"Gr0up-Once-Pw\"\nrsync -a /srv/ /mnt/{i}/\n"
+            ),
+        );
+        later.push(commit(&format!("tweak {i}")));
+    }
+    // Moved to another file, then removed from the tree.
+    fs::rename(dir.path().join("backup.sh"), dir.path().join("nightly.sh")).unwrap();
+    later.push(commit("rename"));
+    w(
+        "nightly.sh",
+        "#!/bin/sh\nSMB_PASSWORD=\"${SMB_PASSWORD:?}\"\n",
+    );
+    commit("vault it");
+    // A second secret, still in HEAD.
+    w("app.env", "API_TOKEN=St1ll-In-Head-Tok3n\n");
+    let second = commit("add app env");
+    let r = scan(dir.path(), &["--history", "--format", "json", "."]);
+    r.assert_code(1)
+        .assert_contains("2 distinct secret(s) in the history must be rotated (1 still in HEAD, 1 only in earlier commits)");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let all = v.as_array().unwrap();
+    assert_eq!(all.len(), 2, "one finding per secret: {v}");
+    let smb = all.iter().find(|f| f["name"] == "SMB_PASSWORD").unwrap();
+    assert_eq!(smb["history"]["introduced"], first, "{smb}");
+    assert_eq!(
+        smb["history"]["changed_in"],
+        serde_json::json!(later),
+        "{smb}"
+    );
+    assert_eq!(smb["history"]["in_head"], false);
+    assert_eq!(
+        smb["history"]["paths"],
+        serde_json::json!(["backup.sh", "nightly.sh"])
+    );
+    let tok = all.iter().find(|f| f["name"] == "API_TOKEN").unwrap();
+    assert_eq!(tok["history"]["introduced"], second);
+    assert_eq!(tok["history"]["in_head"], true);
+    assert_ne!(smb["history"]["secret_id"], tok["history"]["secret_id"]);
+    assert!(!r.stdout.contains("Gr0up-Once-Pw") && !r.stdout.contains("St1ll-In-Head"));
 }
 
 #[test]
@@ -392,4 +464,131 @@ fn precision_and_recall_on_public_infrastructure_code() {
     );
     assert!(p >= 0.95, "precision {p}: {}", v["false_positives"]);
     assert!(r >= 0.95, "recall {r}: {}", v["missed"]);
+}
+
+/// `scan --staged` looks at what `git commit` would record (the index), not the working
+/// tree: as a plain `.git/hooks/pre-commit`, it refuses a commit that stages a secret
+/// and lets one through whose staged content is clean, whatever the working tree holds.
+#[test]
+fn staged_scans_the_index_and_works_as_a_git_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args(args)
+            .env("PATH", path_with_bin())
+            .output()
+            .unwrap()
+    };
+    git(&["init", "-q"]);
+    git(&["config", "user.email", "t@t"]);
+    git(&["config", "user.name", "t"]);
+    let hook = dir.path().join(".git/hooks/pre-commit");
+    fs::write(&hook, "#!/bin/sh\nexec phx-hook scan --staged\n").unwrap();
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+    // A clean file commits.
+    fs::write(dir.path().join("deploy.sh"), "#!/bin/sh\nPW=\"${PW:?}\"\n").unwrap();
+    git(&["add", "deploy.sh"]);
+    assert!(git(&["commit", "-qm", "clean"]).status.success());
+    // A staged secret is refused, and the message names it without its value.
+    fs::write(
+        dir.path().join("deploy.sh"),
+        "#!/bin/sh\nsmbclient //nas/x -U bk%St4ged-Secr3t\n",
+    )
+    .unwrap();
+    git(&["add", "deploy.sh"]);
+    let refused = git(&["commit", "-qm", "leak"]);
+    assert!(!refused.status.success());
+    let out = String::from_utf8_lossy(&refused.stdout).to_string()
+        + &String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        out.contains("deploy.sh:2:") && out.contains("smbclient -U"),
+        "{out}"
+    );
+    assert!(!out.contains("St4ged-Secr3t"), "{out}");
+    // Staged clean, working tree dirty: the commit goes through (the index is what counts).
+    fs::write(
+        dir.path().join("deploy.sh"),
+        "#!/bin/sh\nPW=\"${PW:?}\"\necho ok\n",
+    )
+    .unwrap();
+    git(&["add", "deploy.sh"]);
+    fs::write(
+        dir.path().join("deploy.sh"),
+        "#!/bin/sh\nsmbclient //nas/x -U bk%St4ged-Secr3t\n",
+    )
+    .unwrap();
+    assert!(git(&["commit", "-qm", "fix"]).status.success());
+    // And the other way round: a secret staged, the working tree cleaned but not staged.
+    git(&["add", "deploy.sh"]);
+    fs::write(dir.path().join("deploy.sh"), "#!/bin/sh\n").unwrap();
+    let r = scan(dir.path(), &["--staged"]);
+    r.assert_code(1).assert_contains("deploy.sh:2:");
+    scan(dir.path(), &["."]).assert_code(0);
+}
+
+/// PATH with the phx-hook under test first.
+fn path_with_bin() -> String {
+    format!(
+        "{}:{}",
+        Path::new(BIN).parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// The repository's `.pre-commit-hooks.yaml`, run by the real `pre-commit` (installed by
+/// `make test` into target/venv) with `try-repo`: it refuses a commit of a file holding a
+/// secret and passes a clean one.
+#[test]
+fn the_pre_commit_hook_refuses_a_secret() {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/pre-commit");
+    assert!(
+        venv.exists(),
+        "pre-commit is not installed: run `make test` (tests/scripts/install-deps.sh installs it into target/venv)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(args[0])
+            .args(&args[1..])
+            .current_dir(dir.path())
+            .env("PATH", path_with_bin())
+            .env("PRE_COMMIT_HOME", dir.path().join(".cache"))
+            .output()
+            .unwrap()
+    };
+    run(&["git", "init", "-q"]);
+    run(&["git", "config", "user.email", "t@t"]);
+    run(&["git", "config", "user.name", "t"]);
+    fs::write(
+        dir.path().join("app.env"),
+        "API_TOKEN=Pr3commit-Caught-T0ken\n",
+    )
+    .unwrap();
+    fs::write(dir.path().join("ok.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    run(&["git", "add", "."]);
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let pc = venv.to_str().unwrap();
+    let caught = run(&[
+        pc,
+        "try-repo",
+        repo,
+        "phx-hook-scan",
+        "--files",
+        "app.env",
+        "ok.sh",
+    ]);
+    let out = String::from_utf8_lossy(&caught.stdout).to_string();
+    assert!(!caught.status.success(), "{out}");
+    assert!(
+        out.contains("app.env:1:") && out.contains("API_TOKEN"),
+        "{out}"
+    );
+    assert!(!out.contains("Pr3commit-Caught-T0ken"), "{out}");
+    let clean = run(&[pc, "try-repo", repo, "phx-hook-scan", "--files", "ok.sh"]);
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
 }

@@ -12,11 +12,14 @@ set -euo pipefail
 # systemd: its own env-file parser (libsystemd-shared) checks `format: env` files, and gcc
 # builds the small harness that calls it. shellcheck lints the programs that run in
 # guests (make lint). inotify-tools: the racing attacker in the hostile-guest tests.
+# python3-venv: pre-commit (from PyPI, pinned, in target/venv) runs the repository's
+# .pre-commit-hooks.yaml in a test; make bench puts CredSweeper and detect-secrets in
+# target/bench-venv.
 # debootstrap: a Debian rootfs with systemd as init, for the container whose first
 # service reads its secret at boot (tests/scripts/build-sd-rootfs.sh).
 # util-linux (unshare, prlimit, setpriv) is always there.
 pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc python3 python3-jsonschema git
-  systemd gcc libc6-dev shellcheck inotify-tools debootstrap)
+  systemd gcc libc6-dev shellcheck inotify-tools debootstrap python3-venv)
 # make bench also needs: the baseline hook's jq, hyperfine, valgrind (callgrind).
 if [ "${1:-}" = bench ]; then pkgs+=(jq hyperfine valgrind); fi
 # make deb / deb-test: man-db renders the man page, bash-completion loads completions,
@@ -47,4 +50,25 @@ fi
 CARGO_DEB_VERSION=3.8.0
 if [ "${1:-}" = deb ] && ! cargo deb --version 2>/dev/null | grep -q "^cargo-deb $CARGO_DEB_VERSION\$"; then
   cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
+fi
+# Python tools from PyPI, pinned, in virtual environments under target/ (nothing
+# system-wide): pre-commit for the tests; the two scanners make bench compares with.
+here=$(cd "$(dirname "$0")/../.." && pwd)
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+venv() { # venv DIR PACKAGE==VERSION...
+  local dir=$1
+  shift
+  if [ -x "$dir/bin/pip" ] && "$dir/bin/pip" freeze 2>/dev/null | grep -qx "$1"; then
+    return 0
+  fi
+  "$py" -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check "$@"
+}
+PRE_COMMIT_VERSION=4.0.1
+venv "$here/target/venv" "pre-commit==$PRE_COMMIT_VERSION"
+if [ "${1:-}" = bench ]; then
+  DETECT_SECRETS_VERSION=1.5.0
+  CREDSWEEPER_VERSION=1.19.5
+  venv "$here/target/bench-venv" "detect-secrets==$DETECT_SECRETS_VERSION" "credsweeper==$CREDSWEEPER_VERSION"
 fi
