@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint demo ci deps forbid bench shellcheck fuzz deb deb-test
+.PHONY: all build test lint demo ci deps forbid bench bench-scan shellcheck fuzz deb deb-test
 
 all: build
 
@@ -54,6 +54,16 @@ bench: deps
 	python3 bench/run.py target/bench/phx-hook target/bench BENCHMARKS.md target/bench/criterion.txt
 	PHX_BENCH_FIXTURES=$(CURDIR)/target/bench/fx $(CARGO) bench --locked --bench inprocess 2>/dev/null | grep -E "^[a-z].*|time:" | paste - - | sed 's/  */ /g' > target/bench/criterion.txt
 	python3 bench/run.py --criterion-only target/bench/criterion.txt BENCHMARKS.md
+	python3 bench/compare.py $(CURDIR)/target/bench/phx-hook $(CURDIR)/target/bench-venv BENCHMARKS.md
+
+## bench-scan: only the scanner comparison (phx-hook, CredSweeper, detect-secrets on the
+## labelled corpora), with a release build.
+bench-scan:
+	tests/scripts/install-deps.sh bench
+	$(MAKE) build
+	mkdir -p target/bench
+	cp target/release/phx-hook target/bench/phx-hook
+	python3 bench/compare.py $(CURDIR)/target/bench/phx-hook $(CURDIR)/target/bench-venv BENCHMARKS.md
 
 ## deb: the Debian package (cargo-deb) in target/debian/: the release binary in
 ## /usr/sbin, the man page and completions generated from the command-line definitions,

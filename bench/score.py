@@ -38,9 +38,8 @@ def pem_blocks(path):
     return blocks
 
 
-def main():
-    corpus, findings_path = sys.argv[1], sys.argv[2]
-    tool = sys.argv[sys.argv.index("--tool") + 1] if "--tool" in sys.argv else "?"
+def score(corpus, findings, tool="?"):
+    """The verdict for `findings` (a list of {"path", "line", "severity"}) on `corpus`."""
     blocks = {}
 
     def unit(path, line):
@@ -66,8 +65,6 @@ def main():
                 positives.add(u)
                 if tag.strip() == "fixture":
                     fixtures.add(u)
-    with open(findings_path) as f:
-        findings = json.load(f)
     found, doc_violations, fp = set(), [], set()
     for x in findings:
         sev = x.get("severity") or "medium"
@@ -93,7 +90,7 @@ def main():
     precision = tp / max(1, tp + len(fp))
     recall = tp / max(1, len(positives))
     f1 = 2 * precision * recall / max(1e-9, precision + recall)
-    print(json.dumps({
+    return {
         "tool": tool,
         "positives": len(positives),
         "tp": tp,
@@ -105,7 +102,15 @@ def main():
         "false_positives": sorted(f"{p}:{l}" for p, l in fp),
         "missed": fn,
         "doc_reported_above_low": doc_violations,
-    }, indent=1))
+    }
+
+
+def main():
+    corpus, findings_path = sys.argv[1], sys.argv[2]
+    tool = sys.argv[sys.argv.index("--tool") + 1] if "--tool" in sys.argv else "?"
+    with open(findings_path) as f:
+        findings = json.load(f)
+    print(json.dumps(score(corpus, findings, tool), indent=1))
 
 
 if __name__ == "__main__":

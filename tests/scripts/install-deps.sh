@@ -21,7 +21,8 @@ set -euo pipefail
 pkgs=(gnupg qemu-guest-agent qemu-system-x86 busybox-static lxc python3 python3-jsonschema git
   systemd gcc libc6-dev shellcheck inotify-tools debootstrap python3-venv)
 # make bench also needs: the baseline hook's jq, hyperfine, valgrind (callgrind).
-if [ "${1:-}" = bench ]; then pkgs+=(jq hyperfine valgrind); fi
+# python3-dev: CredSweeper's dependencies build a C extension (twofish).
+if [ "${1:-}" = bench ]; then pkgs+=(jq hyperfine valgrind python3-dev); fi
 # make deb / deb-test: man-db renders the man page, bash-completion loads completions,
 # dpkg-dev gives cargo-deb dpkg-shlibdeps.
 if [ "${1:-}" = deb ]; then pkgs+=(man-db bash-completion dpkg-dev); fi
