@@ -597,6 +597,87 @@ pub const TOOLS: &[Tool] = &[
     },
 ];
 
+/// The table as Markdown (docs/scan-tools.md is this, checked by a test).
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Tools whose command line `phx-hook scan` reads for secrets\n\nGenerated from `src/scan/tools.rs` (`TOOLS`); a test keeps this file equal to the table.\nA value that is a variable, a command substitution, a file reference or a placeholder is not reported.\n\n| kind | tools | only with | where the secret is |\n|---|---|---|---|\n",
+    );
+    for t in TOOLS {
+        let forms: Vec<String> = t
+            .forms
+            .iter()
+            .map(|f| match f {
+                Value(flags) => flags
+                    .iter()
+                    .map(|f| format!("`{f} X`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Attached(f) => format!("`{f}X` (attached only)"),
+                UserPass(flags, sep) => flags
+                    .iter()
+                    .map(|f| format!("`{f} user{sep}X`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Options(flags, keys) => format!(
+                    "{} with {}",
+                    flags
+                        .iter()
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                    keys.iter()
+                        .map(|k| format!("`{k}=X`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                PassPrefix(flags) => flags
+                    .iter()
+                    .map(|f| format!("`{f} pass:X`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Positional(after, n) if after.is_empty() => format!("argument {n}"),
+                Positional(after, n) => format!("argument {n} after `{}`", after.join(" ")),
+                Keyword(keys) => keys
+                    .iter()
+                    .map(|k| format!("`{k} X`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                KeyValue(flags) => flags
+                    .iter()
+                    .map(|f| format!("`{f} NAME=X` (NAME a secret's name)"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Assign(keys) => keys
+                    .iter()
+                    .map(|k| format!("`{k}=X`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Htpasswd => "`-b[c] FILE USER X`, `-nb USER X`".to_string(),
+            })
+            .collect();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            t.kind,
+            t.names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if t.sub.is_empty() {
+                String::new()
+            } else {
+                t.sub
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            forms.join("; ")
+        ));
+    }
+    out
+}
+
 /// One word of a shell-like line: its text without quotes, and for each character where
 /// it is in the line and whether it was inside single quotes.
 #[derive(Debug, Clone)]
@@ -1192,6 +1273,20 @@ mod tests {
         ] {
             assert!(found(line).is_empty(), "{line}: {:?}", found(line));
         }
+    }
+
+    /// docs/scan-tools.md is the table (`PHX_WRITE_DOCS=1 cargo test` rewrites it).
+    #[test]
+    fn the_documented_table_is_the_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/scan-tools.md");
+        if std::env::var_os("PHX_WRITE_DOCS").is_some() {
+            std::fs::write(path, markdown()).unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(path).unwrap_or_default(),
+            markdown(),
+            "run PHX_WRITE_DOCS=1 cargo test --lib"
+        );
     }
 
     #[test]
