@@ -572,8 +572,7 @@ pub fn register(cfg: &Config, vmid: Vmid, exe: &Utf8Path) -> Result<bool, String
     let command = hook_command(exe, &staging_dir)?;
     edit(cfg, vmid, |text| {
         let line = format!("lxc.hook.mount: {command}");
-        if raw_values(text, "lxc.hook.mount").contains(&command)
-        {
+        if raw_values(text, "lxc.hook.mount").contains(&command) {
             return None;
         }
         // Another phx-hook line (a clone's copy, or an older binary path) goes.
