@@ -70,6 +70,8 @@ pub fn kind(path: &str, text: &str) -> FileKind {
     let special = match name {
         ".netrc" | "_netrc" | "netrc" => Special::Netrc,
         ".pgpass" | "pgpass" | "pgpass.conf" => Special::Pgpass,
+        n if n.ends_with(".netrc") => Special::Netrc,
+        n if n.ends_with(".pgpass") => Special::Pgpass,
         n if n.contains("htpasswd")
             || n == "shadow"
             || n == "shadow-"
@@ -140,6 +142,7 @@ pub fn scan_file(path: &str, text: &str) -> Vec<(usize, Hit)> {
     let mut netrc_password_next = false;
     // An open here-document that feeds a password tool: (terminator, is chpasswd).
     let mut heredoc: Option<(String, bool)> = None;
+    let mut expect_password = false;
     // Physical lines of a command continued with `\`.
     let mut continued: Vec<(usize, &str)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
@@ -177,6 +180,29 @@ pub fn scan_file(path: &str, text: &str) -> Vec<(usize, Hit)> {
         if let Some(h) = rules::passwd_heredoc(line) {
             heredoc = Some(h);
         }
+        // expect(1): the `send` that answers a password prompt.
+        if expect_password && let Some((a, b)) = rules::expect_send(line) {
+            out.push((
+                i,
+                hit(
+                    line,
+                    a,
+                    b,
+                    "tool-credential",
+                    Severity::High,
+                    Some("expect send".into()),
+                ),
+            ));
+        }
+        if trimmed.starts_with("expect ")
+            || trimmed.starts_with("expect\t")
+            || trimmed.starts_with("-re ")
+        {
+            let l = trimmed.to_ascii_lowercase();
+            expect_password = l.contains("pass") || l.contains("secret") || l.contains("pin");
+        } else if trimmed.starts_with("send ") {
+            expect_password = false;
+        }
         // Inside a block scalar (`key: |`): text, not keys (a CI script, a chpasswd list).
         let mut in_block = false;
         if let Some((key_indent, chpasswd)) = block {
@@ -195,9 +221,10 @@ pub fn scan_file(path: &str, text: &str) -> Vec<(usize, Hit)> {
             .find(|m| trimmed.starts_with(**m))
             .map(|m| line.find(m).unwrap_or(0) + m.len());
         if let Some(at) = comment {
-            // A commented-out assignment or command still leaks what it holds.
+            // A commented-out assignment or command still leaks what it holds; a shell
+            // session shown in a comment (`# $ openssl passwd ...`) documents a command.
             let rest = &line[at..];
-            if rules::has_trigger(rest) {
+            if rules::has_trigger(rest) && !rest.trim_start().starts_with("$ ") {
                 for mut h in rules::scan_line(rest) {
                     h.start += at;
                     h.end += at;
@@ -264,6 +291,16 @@ pub fn scan_file(path: &str, text: &str) -> Vec<(usize, Hit)> {
             Special::None => {}
         }
         out.extend(hits.into_iter().map(|h| (i, h)));
+    }
+    // A Bitnami SealedSecret holds ciphertext only the cluster can open: made to be
+    // committed.
+    if text.contains("SealedSecret") || text.contains("encryptedData") {
+        out.retain(|(i, h)| {
+            let v = lines[*i].get(h.start..h.end).unwrap_or_default();
+            !(v.len() >= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)))
+        });
     }
     // A value the same file replaces with `sed` before it is used is a template token
     // (`sed -i "s/adminadmin/${password}/g"`), not a password.
@@ -385,6 +422,7 @@ fn user_hash_line(line: &str, i: usize, out: &mut Vec<(usize, Hit)>) {
         || hash.len() < 8
         || hash.starts_with('!')
         || hash.starts_with('*')
+        || hash.starts_with('$') && !rules::hash_salt_is_random(hash)
     {
         return;
     }
