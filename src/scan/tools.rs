@@ -635,7 +635,7 @@ pub fn markdown() -> String {
                     .map(|f| format!("`{f} pass:X`"))
                     .collect::<Vec<_>>()
                     .join(", "),
-                Positional(after, n) if after.is_empty() => format!("argument {n}"),
+                Positional([], n) => format!("argument {n}"),
                 Positional(after, n) => format!("argument {n} after `{}`", after.join(" ")),
                 Keyword(keys) => keys
                     .iter()
