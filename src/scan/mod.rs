@@ -252,34 +252,56 @@ pub fn scan_history(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
     let mut blobs: Vec<(String, String, String)> = Vec::new(); // (blob, path, commit)
     let mut seen = BTreeSet::new();
     let mut again: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for commit in commits.lines() {
-        let tree = git(&[
-            "diff-tree",
-            "-r",
-            "--root",
-            "--no-commit-id",
-            "--no-renames",
-            commit,
-        ])?;
-        for line in tree.lines() {
-            // :old_mode new_mode old_blob new_blob status\tpath
-            let Some((meta, path)) = line.split_once('\t') else {
-                continue;
-            };
-            let f: Vec<&str> = meta.split_whitespace().collect();
-            if f.len() < 5 || f[4] == "D" {
-                continue;
-            }
-            if seen.insert(f[3].to_string()) {
-                blobs.push((f[3].to_string(), path.to_string(), commit.to_string()));
-            } else {
-                // The same content again (a rename, a copy, a revert): scanned once,
-                // recorded under this path and commit too.
-                again
-                    .entry(f[3].to_string())
-                    .or_default()
-                    .push((path.to_string(), commit.to_string()));
-            }
+    // One `git diff-tree --stdin` for every commit (its output: a commit's id, then its
+    // changes), instead of a process per commit.
+    let mut dt = Command::new("git")
+        .arg("-C")
+        .arg(repo.as_str())
+        .args(["diff-tree", "--stdin", "-r", "--root", "--no-renames"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("failed to run git: {e}"))?;
+    let mut dt_in = dt.stdin.take().ok_or("git: no stdin")?;
+    let list = commits.clone();
+    let feeder = std::thread::spawn(move || {
+        let _ = dt_in.write_all(list.as_bytes());
+    });
+    let out = dt
+        .wait_with_output()
+        .map_err(|e| format!("failed to run git: {e}"))?;
+    let _ = feeder.join();
+    if !out.status.success() {
+        return Err(format!(
+            "git diff-tree: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let mut commit = "";
+    for line in tree.lines() {
+        // A commit id line, or `:old_mode new_mode old_blob new_blob status\tpath`.
+        if !line.starts_with(':') {
+            commit = line.trim();
+            continue;
+        }
+        let Some((meta, path)) = line.split_once('\t') else {
+            continue;
+        };
+        let f: Vec<&str> = meta.split_whitespace().collect();
+        if f.len() < 5 || f[4] == "D" {
+            continue;
+        }
+        if seen.insert(f[3].to_string()) {
+            blobs.push((f[3].to_string(), path.to_string(), commit.to_string()));
+        } else {
+            // The same content again (a rename, a copy, a revert): scanned once,
+            // recorded under this path and commit too.
+            again
+                .entry(f[3].to_string())
+                .or_default()
+                .push((path.to_string(), commit.to_string()));
         }
     }
     let mut child = Command::new("git")
@@ -301,62 +323,107 @@ pub fn scan_history(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
     });
     let mut r = BufReader::new(child.stdout.take().ok_or("git: no stdout")?);
     // Per finding: the blob and the commit's place in history.
-    let mut findings: Vec<(Finding, usize, String)> = Vec::new();
-    let mut stats = Stats::default();
     let order: HashMap<&str, usize> = commits.lines().enumerate().map(|(i, c)| (c, i)).collect();
-    for (blob, path, commit) in &blobs {
-        let mut header = String::new();
-        r.read_line(&mut header).map_err(|e| e.to_string())?;
-        let size: u64 = header
-            .split_whitespace()
-            .nth(2)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; size as usize];
-        r.read_exact(&mut body).map_err(|e| e.to_string())?;
-        let mut nl = [0u8; 1];
-        r.read_exact(&mut nl).map_err(|e| e.to_string())?;
-        if size > MAX_FILE_BYTES {
-            stats.skipped += 1;
-            continue;
-        }
-        match as_text(&body) {
-            Some(text) => {
-                stats.files += 1;
-                stats.bytes += size;
-                let mut found = Vec::new();
-                scan_text(
-                    path,
-                    Some(&commit[..12.min(commit.len())]),
-                    text,
-                    &mut found,
-                );
-                let at = order.get(commit.as_str()).copied().unwrap_or(usize::MAX);
-                for (p, c) in again.get(blob).map(Vec::as_slice).unwrap_or_default() {
-                    let at = order.get(c.as_str()).copied().unwrap_or(usize::MAX);
-                    for f in &found {
-                        findings.push((
-                            Finding {
-                                path: p.clone(),
-                                commit: Some(c[..12.min(c.len())].to_string()),
-                                value: f.value.clone(),
-                                name: f.name.clone(),
-                                detail: f.detail.clone(),
-                                history: None,
-                                fingerprint: f.fingerprint.clone(),
-                                ..*f
-                            },
-                            at,
-                            blob.clone(),
-                        ));
-                    }
+    // git hands the blobs over one by one; they are scanned on every core.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(workers * 4);
+    let rx = std::sync::Mutex::new(rx);
+    let scan_blob =
+        |i: usize, body: &[u8], out: &mut Vec<(Finding, usize, String)>, st: &mut Stats| {
+            let (blob, path, commit) = &blobs[i];
+            let Some(text) = as_text(body) else {
+                st.skipped += 1;
+                return;
+            };
+            st.files += 1;
+            st.bytes += body.len() as u64;
+            let mut found = Vec::new();
+            scan_text(
+                path,
+                Some(&commit[..12.min(commit.len())]),
+                text,
+                &mut found,
+            );
+            let at = order.get(commit.as_str()).copied().unwrap_or(usize::MAX);
+            for (p, c) in again.get(blob).map(Vec::as_slice).unwrap_or_default() {
+                let at = order.get(c.as_str()).copied().unwrap_or(usize::MAX);
+                for f in &found {
+                    out.push((
+                        Finding {
+                            path: p.clone(),
+                            commit: Some(c[..12.min(c.len())].to_string()),
+                            value: f.value.clone(),
+                            name: f.name.clone(),
+                            detail: f.detail.clone(),
+                            history: None,
+                            fingerprint: f.fingerprint.clone(),
+                            ..*f
+                        },
+                        at,
+                        blob.clone(),
+                    ));
                 }
-                findings.extend(found.into_iter().map(|f| (f, at, blob.clone())));
             }
-            None => stats.skipped += 1,
+            out.extend(found.into_iter().map(|f| (f, at, blob.clone())));
+        };
+    let (findings, stats) = std::thread::scope(|scope| -> Result<_, String> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    let mut st = Stats::default();
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((i, mut body)) = job else { break };
+                        scan_blob(i, &body, &mut out, &mut st);
+                        body.zeroize();
+                    }
+                    (out, st)
+                })
+            })
+            .collect();
+        let mut skipped = 0;
+        let read = (|| -> Result<(), String> {
+            for i in 0..blobs.len() {
+                let mut header = String::new();
+                r.read_line(&mut header).map_err(|e| e.to_string())?;
+                let size: u64 = header
+                    .split_whitespace()
+                    .nth(2)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; size as usize];
+                r.read_exact(&mut body).map_err(|e| e.to_string())?;
+                let mut nl = [0u8; 1];
+                r.read_exact(&mut nl).map_err(|e| e.to_string())?;
+                if size > MAX_FILE_BYTES {
+                    skipped += 1;
+                    body.zeroize();
+                    continue;
+                }
+                if tx.send((i, body)).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let mut findings = Vec::new();
+        let mut stats = Stats {
+            skipped,
+            ..Stats::default()
+        };
+        for h in handles {
+            let (f, st) = h
+                .join()
+                .map_err(|_| "a scanning thread failed".to_string())?;
+            findings.extend(f);
+            stats.files += st.files;
+            stats.bytes += st.bytes;
+            stats.skipped += st.skipped;
         }
-        body.zeroize();
-    }
+        read.map(|()| (findings, stats))
+    })?;
     let _ = feeder.join();
     let _ = child.wait();
     let head: BTreeSet<String> = git(&["ls-tree", "-r", "HEAD"])

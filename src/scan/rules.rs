@@ -116,7 +116,12 @@ pub const TRIGGERS: &[&str] = &[
     "cred",
     "-----begin",
     "://",
-    "gh",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
     "glpat",
     "xox",
     "akia",
@@ -142,12 +147,20 @@ pub const TRIGGERS: &[&str] = &[
 /// case-insensitively by one automaton.
 pub fn has_trigger(line: &str) -> bool {
     static ANY: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
-        let mut words: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
-        for t in super::tools::TOOLS {
-            words.extend(t.names.iter().map(|n| regex::escape(n)));
-        }
-        regex::bytes::Regex::new(&format!("(?i){}", words.join("|")))
-            .expect("a valid built-in pattern")
+        let words: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
+        // Tool names as words, as written (`mc` must not match `doc`, `oc` not `block`).
+        let mut tools: Vec<String> = super::tools::TOOLS
+            .iter()
+            .flat_map(|t| t.names.iter().map(|n| regex::escape(n)))
+            .collect();
+        tools.sort();
+        tools.dedup();
+        regex::bytes::Regex::new(&format!(
+            "(?i:{})|\\b(?:{})\\b",
+            words.join("|"),
+            tools.join("|")
+        ))
+        .expect("a valid built-in pattern")
     });
     ANY.is_match(line.as_bytes())
 }
