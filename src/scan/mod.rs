@@ -385,22 +385,13 @@ pub fn scan_history(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
         let mut skipped = 0;
         let read = (|| -> Result<(), String> {
             for i in 0..blobs.len() {
-                let mut header = String::new();
-                r.read_line(&mut header).map_err(|e| e.to_string())?;
-                let size: u64 = header
-                    .split_whitespace()
-                    .nth(2)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0u8; size as usize];
-                r.read_exact(&mut body).map_err(|e| e.to_string())?;
-                let mut nl = [0u8; 1];
-                r.read_exact(&mut nl).map_err(|e| e.to_string())?;
-                if size > MAX_FILE_BYTES {
-                    skipped += 1;
-                    body.zeroize();
-                    continue;
-                }
+                let body = match next_object(&mut r)? {
+                    Object::Bytes(b) => b,
+                    Object::Missing | Object::TooLarge => {
+                        skipped += 1;
+                        continue;
+                    }
+                };
                 if tx.send((i, body)).is_err() {
                     break;
                 }
@@ -556,26 +547,18 @@ pub fn scan_staged(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
     let mut findings = Vec::new();
     let mut stats = Stats::default();
     for path in &paths {
-        let mut header = String::new();
-        r.read_line(&mut header).map_err(|e| e.to_string())?;
-        // `<name> missing` (a submodule, say): nothing follows.
-        if header.trim_end().ends_with(" missing") {
-            continue;
-        }
-        let size: u64 = header
-            .split_whitespace()
-            .nth(2)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; size as usize];
-        r.read_exact(&mut body).map_err(|e| e.to_string())?;
-        let mut nl = [0u8; 1];
-        r.read_exact(&mut nl).map_err(|e| e.to_string())?;
-        if size > MAX_FILE_BYTES {
-            stats.skipped += 1;
-        } else if let Some(text) = as_text(&body) {
+        let mut body = match next_object(&mut r)? {
+            Object::Bytes(b) => b,
+            // A submodule, say.
+            Object::Missing => continue,
+            Object::TooLarge => {
+                stats.skipped += 1;
+                continue;
+            }
+        };
+        if let Some(text) = as_text(&body) {
             stats.files += 1;
-            stats.bytes += size;
+            stats.bytes += body.len() as u64;
             scan_text(path, None, text, &mut findings);
         } else {
             stats.skipped += 1;
@@ -585,6 +568,45 @@ pub fn scan_staged(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
     let _ = feeder.join();
     let _ = child.wait();
     Ok((findings, stats))
+}
+
+/// One object of `git cat-file --batch`'s output.
+enum Object {
+    /// `<name> missing`.
+    Missing,
+    /// Larger than [`MAX_FILE_BYTES`]: read past, never held.
+    TooLarge,
+    /// Its bytes.
+    Bytes(Vec<u8>),
+}
+
+fn next_object(r: &mut impl BufRead) -> Result<Object, String> {
+    let mut header = String::new();
+    r.read_line(&mut header).map_err(|e| e.to_string())?;
+    if header.trim_end().ends_with(" missing") {
+        return Ok(Object::Missing);
+    }
+    let size: u64 = header
+        .split_whitespace()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "git cat-file: unexpected output `{}`",
+                crate::text::name(header.trim_end())
+            )
+        })?;
+    if size > MAX_FILE_BYTES {
+        // The object and its trailing newline.
+        std::io::copy(&mut r.by_ref().take(size + 1), &mut std::io::sink())
+            .map_err(|e| e.to_string())?;
+        return Ok(Object::TooLarge);
+    }
+    let mut body = vec![0u8; size as usize];
+    r.read_exact(&mut body).map_err(|e| e.to_string())?;
+    let mut nl = [0u8; 1];
+    r.read_exact(&mut nl).map_err(|e| e.to_string())?;
+    Ok(Object::Bytes(body))
 }
 
 /// Fingerprints in a baseline file (JSON: `{"fingerprints": [...]}`).

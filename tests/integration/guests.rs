@@ -391,3 +391,26 @@ pub fn watch_disk<T>(
     v.dedup();
     (r, v)
 }
+
+/// Every regular file below `dir` (not following links) whose bytes contain `needle`: a
+/// search of a stopped guest's whole disk for a value.
+pub fn holders(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(m) = fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file()
+                && fs::read(e.path()).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out
+}

@@ -5,7 +5,6 @@
 //! into writing to a disk.
 
 use std::fs;
-use std::path::Path;
 
 use crate::guests::*;
 use crate::lxc::{ct_node_with, run};
@@ -33,28 +32,6 @@ files:
   - {dest: /etc/app/token, key: app/api_token, owner: app, mode: \"0440\"}
   - {dest: /etc/app/db, key: app/db_password, storage: disk}
 ";
-
-/// Every file below `dir` (not following links) whose bytes contain `needle`.
-fn holders(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let Ok(m) = fs::symlink_metadata(e.path()) else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if m.is_file()
-                && fs::read(e.path()).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
-            {
-                out.push(e.path().display().to_string());
-            }
-        }
-    }
-    out
-}
 
 #[test]
 fn ram_only_files_never_reach_a_container_disk() {

@@ -176,9 +176,7 @@ fn no_output_format_holds_a_value_and_sarif_validates() {
 fn history_finds_a_secret_deleted_later_with_its_commit() {
     let dir = tempfile::tempdir().unwrap();
     let git = |args: &[&str]| sh(Command::new("git").arg("-C").arg(dir.path()).args(args));
-    git(&["init", "-q"]);
-    git(&["config", "user.email", "t@t"]);
-    git(&["config", "user.name", "t"]);
+    init_repo(dir.path());
     fs::write(
         dir.path().join("deploy.sh"),
         "#!/bin/sh\nDB_PASSWORD=\"Hist0ry-Leak-Pw\"\n",
@@ -219,9 +217,7 @@ fn history_groups_findings_by_secret() {
             .trim()
             .to_string()
     };
-    git(&["init", "-q"]);
-    git(&["config", "user.email", "t@t"]);
-    git(&["config", "user.name", "t"]);
+    init_repo(dir.path());
     let w = |name: &str, text: &str| fs::write(dir.path().join(name), text).unwrap();
     w(
         "backup.sh",
@@ -481,9 +477,7 @@ fn staged_scans_the_index_and_works_as_a_git_hook() {
             .output()
             .unwrap()
     };
-    git(&["init", "-q"]);
-    git(&["config", "user.email", "t@t"]);
-    git(&["config", "user.name", "t"]);
+    init_repo(dir.path());
     let hook = dir.path().join(".git/hooks/pre-commit");
     fs::write(&hook, "#!/bin/sh\nexec phx-hook scan --staged\n").unwrap();
     fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
@@ -557,9 +551,7 @@ fn the_pre_commit_hook_refuses_a_secret() {
             .output()
             .unwrap()
     };
-    run(&["git", "init", "-q"]);
-    run(&["git", "config", "user.email", "t@t"]);
-    run(&["git", "config", "user.name", "t"]);
+    init_repo(dir.path());
     fs::write(
         dir.path().join("app.env"),
         "API_TOKEN=Pr3commit-Caught-T0ken\n",
@@ -606,4 +598,15 @@ fn precision_and_recall_on_the_held_out_corpus() {
     );
     assert!(p >= 0.95, "precision {p}: {}", v["false_positives"]);
     assert!(r >= 0.95, "recall {r}: {}", v["missed"]);
+}
+
+/// A new git repository at `dir` with a committer set.
+fn init_repo(dir: &Path) {
+    for args in [
+        &["init", "-q"][..],
+        &["config", "user.email", "t@t"],
+        &["config", "user.name", "t"],
+    ] {
+        sh(Command::new("git").arg("-C").arg(dir).args(args));
+    }
 }

@@ -172,6 +172,20 @@ impl SimNode {
         sim
     }
 
+    /// Put `pve.credentials_dir` (host RAM for credentials and staged files) at `dir`.
+    pub fn credentials_dir(&self, dir: &std::path::Path) {
+        let cfg = fs::read_to_string(self.path("phx-hook.yaml")).unwrap();
+        self.node.write(
+            "phx-hook.yaml",
+            cfg.replacen(
+                "  qga_socket_dir:",
+                &format!("  credentials_dir: {}\n  qga_socket_dir:", dir.display()),
+                1,
+            )
+            .as_bytes(),
+        );
+    }
+
     /// A simulated node for the real containers under `lxcpath` (native transport).
     pub fn for_lxcpath(
         lxcpath: &str,

@@ -331,19 +331,7 @@ fn systemd_credentials_reach_a_real_vm_through_fw_cfg() {
     use crate::sim::SimNode;
     let sim = SimNode::new(VAULT_JSON.as_bytes(), "");
     let creds = tempfile::tempdir_in("/dev/shm").unwrap();
-    let cfg = fs::read_to_string(sim.path("phx-hook.yaml")).unwrap();
-    sim.node.write(
-        "phx-hook.yaml",
-        cfg.replacen(
-            "  qga_socket_dir:",
-            &format!(
-                "  credentials_dir: {}\n  qga_socket_dir:",
-                creds.path().display()
-            ),
-            1,
-        )
-        .as_bytes(),
-    );
+    sim.credentials_dir(creds.path());
     sim.vm(201, "agent: 1\nargs: -smbios type=1,serial=phx\n");
     sim.node.manifest(
         201,

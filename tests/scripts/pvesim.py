@@ -136,8 +136,9 @@ class ConfigLock:
         self.f.close()
 
 
-def exec_hookscript(conf_text, vmid, phase, stop_on_error, extra_env=None):
-    """PVE::GuestHelpers::exec_hookscript (run_command semantics, see the module doc)."""
+def exec_hookscript(conf_text, vmid, phase, stop_on_error, extra_env=None, quiet=False):
+    """PVE::GuestHelpers::exec_hookscript (run_command semantics, see the module doc).
+    quiet: the output is lost (a CT's post-stop runs from LXC, which logs it at DEBUG)."""
     volid = conf_value(conf_text, "hookscript")
     if not volid:
         return
@@ -155,9 +156,10 @@ def exec_hookscript(conf_text, vmid, phase, stop_on_error, extra_env=None):
     p = subprocess.Popen([path, str(vmid), phase], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=env)
     out, err = p.communicate(b"")
-    sys.stdout.write(out.decode(errors="replace"))
-    sys.stdout.write(err.decode(errors="replace"))
-    sys.stdout.flush()
+    if not quiet:
+        sys.stdout.write(out.decode(errors="replace"))
+        sys.stdout.write(err.decode(errors="replace"))
+        sys.stdout.flush()
     log = os.environ.get("PHX_TEST_HOOK_TIMES")
     if log:
         with open(log, "a") as f:
@@ -455,6 +457,11 @@ def ct_start(vmid, locked=False):
         log = os.environ.get("PHX_TEST_LXC_LOG")
         extra = ["--logfile", f"{log}.{vmid}", "--logpriority", "DEBUG"] if log else []
         if subprocess.run(["lxc-start", "-P", os.environ["PHX_TEST_LXCPATH"], "-n", vmid] + extra).returncode != 0:
+            # LXC ends a start that failed in setup (a failing mount hook, say) through
+            # lxc_end, which runs the post-stop hooks (lxc src/lxc/start.c __lxc_start,
+            # lxc_abort/lxc_end): Proxmox's lxc-pve-poststop-hook runs the hookscript's
+            # post-stop, whose output goes to LXC's debug log, not the task log.
+            exec_hookscript(read_conf(conf), vmid, "post-stop", False, quiet=True)
             die(f"startup for container '{vmid}' failed")
         # monitor_start: a 10 s alarm until STARTING; "continuing anyway" on timeout.
         subprocess.run(["lxc-wait", "-P", os.environ["PHX_TEST_LXCPATH"], "-n", vmid, "-s", "RUNNING", "-t", "10"])

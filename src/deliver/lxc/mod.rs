@@ -385,7 +385,12 @@ fn read_db(path: &str) -> Result<String, String> {
             | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| format!("cannot read the container's {path}: {}", e.desc()))?;
+    .map_err(|e| match e {
+        Errno::ELOOP => format!(
+            "the container's {path} is not a regular file of at most {MAX_DB_BYTES} bytes (a symbolic link)"
+        ),
+        e => format!("cannot read the container's {path}: {}", e.desc()),
+    })?;
     let f = File::from(fd);
     let meta = f
         .metadata()
