@@ -145,7 +145,8 @@ fn guest_checks(cfg: &Config, vmid: Vmid) -> Result<Option<(Manifest, GuestKind)
             )],
         ));
     }
-    if kind == GuestKind::Qemu && !g.agent_enabled() {
+    // Credentials reach the guest through QEMU's fw_cfg: only files need the agent.
+    if kind == GuestKind::Qemu && m.files.iter().any(|f| f.to_guest) && !g.agent_enabled() {
         return Err((
             required,
             vec![format!(

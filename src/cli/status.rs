@@ -184,9 +184,15 @@ pub(crate) fn status(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
         if has_manifest && let Err(e) = manifest::load(&cfg.manifests, id) {
             problems.extend(e.problems.iter().map(ToString::to_string));
         }
+        // Credentials-only manifests need no agent (QEMU's fw_cfg carries them).
+        let needs_agent = has_manifest
+            && manifest::load(&cfg.manifests, id)
+                .ok()
+                .flatten()
+                .is_none_or(|m| m.files.iter().any(|f| f.to_guest));
         if let Some(g) = &guest
             && g.kind == GuestKind::Qemu
-            && has_manifest
+            && needs_agent
             && !g.agent_enabled()
         {
             problems.push(format!(

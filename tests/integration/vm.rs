@@ -87,6 +87,42 @@ impl Vm {
         }
     }
 
+    /// Boot VM 201 from a Debian 12 initramfs whose init is systemd 252 (no agent, no
+    /// disk), with `extra` (the VM's `args`) last, as qemu-server appends them.
+    fn boot_systemd(kernel: &Path, initrd: &Path, dir: &Path, extra: &[&str]) -> Vm {
+        fs::create_dir_all(dir).unwrap();
+        let child = Command::new("qemu-system-x86_64")
+            .args([
+                "-name",
+                "phx-test-sd-vm",
+                "-machine",
+                "q35,accel=tcg",
+                "-cpu",
+                "max",
+            ])
+            .args(["-m", "1024", "-smp", "1", "-nodefaults", "-no-user-config"])
+            .args(["-display", "none", "-no-reboot"])
+            .arg("-pidfile")
+            .arg(dir.join("201.pid"))
+            .args(extra)
+            .arg("-serial")
+            .arg(format!("file:{}", dir.join("console.log").display()))
+            .arg("-kernel")
+            .arg(kernel)
+            .arg("-initrd")
+            .arg(initrd)
+            .args(["-append", "console=ttyS0 rdinit=/phx-init panic=-1 quiet"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start qemu-system-x86_64");
+        Vm {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+
     fn socket(&self) -> PathBuf {
         self.dir.join("201.qga")
     }
@@ -420,5 +456,83 @@ fn systemd_credentials_reach_a_real_vm_through_fw_cfg() {
     assert!(
         conf.contains("args: -smbios type=1,serial=phx\n") && !conf.contains("fw_cfg"),
         "{conf}"
+    );
+}
+
+/// systemd itself imports what `register --early` hands to QEMU: a VM whose init is
+/// Debian 12's systemd 252 (tests/scripts/build-sd-vm.sh, from the debootstrap rootfs)
+/// boots with the VM's `args`; systemd imports the credentials from fw_cfg into
+/// /run/credentials/@system before any unit starts, and a unit with
+/// `LoadCredential=db-password` reads the right bytes (it prints their MD5, not them).
+#[test]
+fn systemd_imports_the_credentials_at_boot() {
+    use crate::sim::SimNode;
+    let vm_images = images();
+    let sd = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sd");
+    sh(Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scripts/build-sd-rootfs.sh"
+    ))
+    .arg(&sd));
+    let sdvm = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdvm");
+    sh(Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scripts/build-sd-vm.sh"
+    ))
+    .arg(&sdvm)
+    .arg(sd.join("rootfs"))
+    .arg(&vm_images));
+    let sim = SimNode::new(VAULT_JSON.as_bytes(), "");
+    let creds = tempfile::tempdir_in("/dev/shm").unwrap();
+    sim.credentials_dir(creds.path());
+    sim.vm(201, "ostype: l26\n");
+    sim.node.manifest(
+        201,
+        "guest: qemu\nfiles:\n  - {credential: db-password, key: app/db_password}\n  - {credential: api.token, key: app/api_token}\n",
+    );
+    sim.phx(&["register", "201", "--early"]).assert_code(0);
+    let conf = sim.conf("qemu-server", 201);
+    let args: Vec<String> = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("args: "))
+        .unwrap()
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    sim.phx(&["201", "pre-start"]).assert_code(0);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let vm = Vm::boot_systemd(
+        &vm_images.join("vmlinuz"),
+        &sdvm.join("initrd-sd.gz"),
+        &sim.path("qga"),
+        &args,
+    );
+    let t = std::time::Instant::now();
+    while !vm.console().contains("PHX-CRED") && t.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    sim.phx(&["201", "post-start"]).assert_code(0);
+    assert!(
+        !creds.path().join("201").exists(),
+        "the host copies are still there"
+    );
+    let console = vm.console();
+    let line = console
+        .lines()
+        .find(|l| l.starts_with("PHX-CRED"))
+        .unwrap_or_else(|| panic!("the unit never ran:\n{console}"));
+    let md5 = {
+        let out = sh(Command::new("sh").args(["-c", "printf %s DB-SECRET-41b2e8 | md5sum"]));
+        String::from_utf8_lossy(&out.stdout)[..32].to_string()
+    };
+    assert_eq!(
+        line.trim(),
+        format!("PHX-CRED db-password {md5} imported: api.token db-password"),
+        "{console}"
+    );
+    assert!(!console.contains("DB-SECRET-41b2e8") && !console.contains("TOKEN-SECRET"));
+    eprintln!(
+        "systemd read the credential {:.0?} after QEMU started",
+        t.elapsed()
     );
 }
