@@ -304,24 +304,8 @@ pub fn scan_history(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
                 .push((path.to_string(), commit.to_string()));
         }
     }
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(repo.as_str())
-        .args(["cat-file", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("failed to run git: {e}"))?;
-    let mut stdin = child.stdin.take().ok_or("git: no stdin")?;
-    let ids: Vec<String> = blobs.iter().map(|b| b.0.clone()).collect();
-    let feeder = std::thread::spawn(move || {
-        for id in ids {
-            if writeln!(stdin, "{id}").is_err() {
-                break;
-            }
-        }
-    });
-    let mut r = BufReader::new(child.stdout.take().ok_or("git: no stdout")?);
+    let (mut child, feeder, mut r) =
+        cat_file_batch(repo, blobs.iter().map(|b| b.0.clone()).collect())?;
     // Per finding: the blob and the commit's place in history.
     let order: HashMap<&str, usize> = commits.lines().enumerate().map(|(i, c)| (c, i)).collect();
     // git hands the blobs over one by one; they are scanned on every core.
@@ -526,24 +510,8 @@ pub fn scan_staged(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
         .filter(|p| !p.is_empty() && !p.contains(&b'\n'))
         .filter_map(|p| std::str::from_utf8(p).ok().map(str::to_string))
         .collect();
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(repo.as_str())
-        .args(["cat-file", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("failed to run git: {e}"))?;
-    let mut stdin = child.stdin.take().ok_or("git: no stdin")?;
-    let names: Vec<String> = paths.iter().map(|p| format!(":{p}")).collect();
-    let feeder = std::thread::spawn(move || {
-        for n in names {
-            if writeln!(stdin, "{n}").is_err() {
-                break;
-            }
-        }
-    });
-    let mut r = BufReader::new(child.stdout.take().ok_or("git: no stdout")?);
+    let (mut child, feeder, mut r) =
+        cat_file_batch(repo, paths.iter().map(|p| format!(":{p}")).collect())?;
     let mut findings = Vec::new();
     let mut stats = Stats::default();
     for path in &paths {
@@ -568,6 +536,35 @@ pub fn scan_staged(repo: &Utf8Path) -> Result<(Vec<Finding>, Stats), String> {
     let _ = feeder.join();
     let _ = child.wait();
     Ok((findings, stats))
+}
+
+/// `git cat-file --batch` in `repo` with `names` fed to it from a thread of its own (so
+/// neither side waits on the other): the process, the feeder, and its output.
+type Batch = (
+    std::process::Child,
+    std::thread::JoinHandle<()>,
+    BufReader<std::process::ChildStdout>,
+);
+
+fn cat_file_batch(repo: &Utf8Path, names: Vec<String>) -> Result<Batch, String> {
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(repo.as_str())
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("failed to run git: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("git: no stdin")?;
+    let feeder = std::thread::spawn(move || {
+        for n in names {
+            if writeln!(stdin, "{n}").is_err() {
+                break;
+            }
+        }
+    });
+    let r = BufReader::new(child.stdout.take().ok_or("git: no stdout")?);
+    Ok((child, feeder, r))
 }
 
 /// One object of `git cat-file --batch`'s output.

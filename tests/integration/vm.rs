@@ -377,13 +377,7 @@ fn systemd_credentials_reach_a_real_vm_through_fw_cfg() {
         .assert_code(0)
         .assert_contains("db-password, api.token reach the VM through fw_cfg");
     let conf = sim.conf("qemu-server", 201);
-    let args: Vec<String> = conf
-        .lines()
-        .find_map(|l| l.strip_prefix("args: "))
-        .unwrap()
-        .split(' ')
-        .map(str::to_string)
-        .collect();
+    let args = vm_args(&conf);
     assert_eq!(
         &args[..2],
         ["-smbios", "type=1,serial=phx"],
@@ -492,13 +486,7 @@ fn systemd_imports_the_credentials_at_boot() {
     );
     sim.phx(&["register", "201", "--early"]).assert_code(0);
     let conf = sim.conf("qemu-server", 201);
-    let args: Vec<String> = conf
-        .lines()
-        .find_map(|l| l.strip_prefix("args: "))
-        .unwrap()
-        .split(' ')
-        .map(str::to_string)
-        .collect();
+    let args = vm_args(&conf);
     sim.phx(&["201", "pre-start"]).assert_code(0);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let vm = Vm::boot_systemd(
@@ -535,4 +523,14 @@ fn systemd_imports_the_credentials_at_boot() {
         "systemd read the credential {:.0?} after QEMU started",
         t.elapsed()
     );
+}
+
+/// The words of a VM config's `args`.
+fn vm_args(conf: &str) -> Vec<String> {
+    conf.lines()
+        .find_map(|l| l.strip_prefix("args: "))
+        .unwrap()
+        .split(' ')
+        .map(str::to_string)
+        .collect()
 }
