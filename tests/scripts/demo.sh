@@ -12,13 +12,16 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 S="$REPO/tests/scripts"
 DEMO=$(mktemp -d /tmp/phx-hook-demo.XXXXXX)
 chmod 755 "$DEMO"   # the unprivileged container's root must traverse it
+# Host RAM for what pre-start stages for the container's mount hook (pve.credentials_dir).
+CREDS=$(mktemp -d /dev/shm/phx-hook-demo.XXXXXX)
+chmod 711 "$CREDS"
 AGENT_PID=
 cleanup() {
   if [ -n "$AGENT_PID" ]; then kill -9 "$AGENT_PID" 2>/dev/null || true; fi
   lxc-stop -P "$DEMO/lxc" -n 101 -k >/dev/null 2>&1 || true
   lxc-destroy -P "$DEMO/lxc" -n 101 >/dev/null 2>&1 || true
   gpgconf --homedir "$DEMO/gnupg" --kill gpg-agent 2>/dev/null || true
-  rm -rf "$DEMO"
+  rm -rf "$DEMO" "$CREDS"
 }
 trap cleanup EXIT
 
@@ -89,6 +92,7 @@ pve:
   pct: $S/pct
   lxc_info: $S/lxc-info
   lxc_attach: $S/lxc-attach
+  credentials_dir: $CREDS
 agent:
   wait: 60s
 YAML
@@ -97,20 +101,24 @@ export PHX_HOOK_CONFIG="$DEMO/etc/phx-hook.yaml" PHX_TEST_PVE="$P" PHX_TEST_LXCP
 cat "$DEMO/etc/manifests/101.yaml"
 run "$BIN" check
 
-step "4. Register phx-hook as both guests' hookscript"
+step "4. Register phx-hook as both guests' hookscript; the container also gets early delivery"
 run "$BIN" register 101 201
-grep hookscript "$P/lxc/101.conf" "$P/qemu-server/201.conf"
+run "$BIN" register 101 --early
+grep -H 'hookscript\|lxc.hook.mount' "$P/lxc/101.conf" "$P/qemu-server/201.conf"
 
 step "5. Start both guests as Proxmox would (the hook's output is what the task log shows)"
+echo "(CT 101: pre-start stages its files in host RAM; LXC's mount hook writes them before the container's init starts)"
 run "$S/pct" start 101
 run "$S/qm" start 201
 AGENT_PID=$(cat "$DEMO/vm201.pid" 2>/dev/null || true)
-printf 'waiting for the background workers'
+printf 'waiting for the background worker of VM 201'
 for _ in $(seq 1 120); do
-  if [ -e "$DEMO/lxc/101/rootfs/tmp/reloaded-by-phx-hook" ] && [ -e "$DEMO/vm201/tmp/reloaded-by-phx-hook" ]; then break; fi
+  if [ -e "$DEMO/vm201/tmp/reloaded-by-phx-hook" ]; then break; fi
   printf '.'; sleep 0.25
 done
 echo
+if [ -n "$(ls -A "$CREDS")" ]; then echo "staged files left in host RAM!"; exit 1; fi
+echo "nothing left in host RAM ($CREDS is empty)"
 AGENT_PID=$(cat "$DEMO/vm201.pid" 2>/dev/null || true)
 
 step "6. What the guests now hold (storage: ram: on their disks only links into /run/phx-hook, a tmpfs)"
