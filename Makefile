@@ -26,6 +26,7 @@ lint: forbid shellcheck
 ## first), and the test and demo scripts.
 shellcheck:
 	@for p in src/deliver/guest/*.sh; do \
+	  shellcheck -s sh "$$p" || { echo "shellcheck: $$p on its own" >&2; exit 1; }; \
 	  [ "$$p" = src/deliver/guest/lib.sh ] && continue; \
 	  if head -1 "$$p" | grep -q standalone; then shellcheck -s sh "$$p" || exit 1; continue; fi; \
 	  cat src/deliver/guest/lib.sh "$$p" | shellcheck -s sh - || { echo "shellcheck: $$p" >&2; exit 1; }; \

@@ -54,10 +54,13 @@ phx_piece() {
 phx_finish() {
   if phx_verify "$sum" "$size" && phx_commit "$tmp" "$name"; then
     exec 3>&-
+    # how, got and why are set by lib.sh's phx_verify and phx_commit.
+    # shellcheck disable=SC2154
     echo "phx-ok $how $size $got"
     exit 0
   fi
   phx_discard "$tmp"
+  # shellcheck disable=SC2154
   die "$why"
 }
 

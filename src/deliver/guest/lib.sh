@@ -208,6 +208,8 @@ phx_commit() {
   # `-ef` (same device and inode) is not POSIX, but dash, bash and busybox all have it.
   # shellcheck disable=SC3013
   if [ ! "$2" -ef /proc/self/fd/3 ]; then
+    # `why` is the including program's to report.
+    # shellcheck disable=SC2034
     why="$PWD/$2 was replaced during delivery (users other than root can write in $PWD)"
     return 1
   fi

@@ -24,6 +24,8 @@ while IFS= read -r dir && IFS= read -r name && IFS= read -r tmp && IFS= read -r 
     continue
   fi
   if phx_verify "$sum" "$size" && phx_commit "$tmp" "$name"; then
+    # how (and why, below) are set by lib.sh's phx_verify and phx_commit.
+    # shellcheck disable=SC2154
     echo "ok $how"
   else
     rm -f -- "$tmp"
