@@ -28,7 +28,7 @@ shellcheck:
 	@for p in src/deliver/guest/*.sh; do \
 	  shellcheck -s sh "$$p" || { echo "shellcheck: $$p on its own" >&2; exit 1; }; \
 	  [ "$$p" = src/deliver/guest/lib.sh ] && continue; \
-	  if head -1 "$$p" | grep -q standalone; then shellcheck -s sh "$$p" || exit 1; continue; fi; \
+	  head -1 "$$p" | grep -q standalone && continue; \
 	  cat src/deliver/guest/lib.sh "$$p" | shellcheck -s sh - || { echo "shellcheck: $$p" >&2; exit 1; }; \
 	done
 	shellcheck tests/scripts/*.sh hooks/phx-hook debian/postinst debian/prerm debian/postrm
