@@ -271,18 +271,7 @@ impl Containers {
 
     /// Run a shell command inside a container (as its root).
     pub fn attach(&self, id: u32, script: &str) {
-        let p = self.lxcpath();
-        crate::util::sh(Command::new("lxc-attach").args([
-            "-P",
-            &p,
-            "-n",
-            &id.to_string(),
-            "--clear-env",
-            "--",
-            "/bin/sh",
-            "-c",
-            script,
-        ]));
+        self.output(id, script);
     }
 
     /// The environment the pct/lxc stand-ins need.

@@ -11,11 +11,9 @@ if [ ! -d /proc/self/fd ]; then
   echo "fatal the guest has no /proc, which phx-hook needs to write files safely"
   exit 0
 fi
-IFS= read -r phx_count || {
-  echo "fatal no header on stdin"
-  exit 0
-}
-phx_i=0
+phx_begin
+# phx_count is set by lib.sh's phx_begin.
+# shellcheck disable=SC2154
 while [ "$phx_i" -lt "$phx_count" ]; do
   phx_i=$((phx_i + 1))
   if ! { IFS= read -r dir && IFS= read -r name && IFS= read -r mode && IFS= read -r owner &&

@@ -223,3 +223,14 @@ phx_discard() {
     exec 3>&-
   fi
 }
+
+# phx_begin: the number of items, from stdin's first line, into phx_count; phx_i counts
+# them.
+# shellcheck disable=SC2034
+phx_begin() {
+  IFS= read -r phx_count || {
+    echo "fatal no header on stdin"
+    exit 0
+  }
+  phx_i=0
+}

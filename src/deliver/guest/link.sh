@@ -6,11 +6,9 @@
 # shellcheck shell=sh
 
 set -u
-IFS= read -r phx_count || {
-  echo "fatal no header on stdin"
-  exit 0
-}
-phx_i=0
+phx_begin
+# phx_count is set by lib.sh's phx_begin.
+# shellcheck disable=SC2154
 while [ "$phx_i" -lt "$phx_count" ]; do
   phx_i=$((phx_i + 1))
   if ! { IFS= read -r dir && IFS= read -r name && IFS= read -r tmp && IFS= read -r target; }; then
