@@ -362,6 +362,11 @@ fn the_watch_unit_delivers_a_vault_set_to_running_guests() {
             .spawn()
             .unwrap(),
     );
+    // Its watches are set up before it says so (the deliveries above were in sync
+    // already, so the records alone do not show that the watch runs).
+    sim.eventually(30, "the watch to start", || {
+        sim.syslog().contains("reconcile: watching")
+    });
     sim.eventually(30, "the first pass", || {
         ["201", "202"].iter().all(|id| {
             fs::read_to_string(sim.path(&format!("run/delivered/{id}.json")))

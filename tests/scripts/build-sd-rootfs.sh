@@ -10,6 +10,10 @@
 set -eu
 VERSION=1 # bump when the rootfs changes
 OUT=$(realpath -m "$1")
+# Tests build this in parallel: one at a time, and the others find it built.
+mkdir -p "$(dirname "$OUT")"
+exec 9>"$OUT.lock"
+flock 9
 [ -x "$OUT/rootfs/lib/systemd/systemd" ] && [ "$(cat "$OUT/version" 2>/dev/null)" = "$VERSION" ] && exit 0
 rm -rf "$OUT"
 mkdir -p "$OUT"

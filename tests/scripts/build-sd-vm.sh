@@ -13,6 +13,10 @@ VERSION=1 # bump when the image changes
 OUT=$(realpath -m "$1")
 SD=$(realpath "$2")
 VM=$(realpath "$3")
+# Tests build this in parallel: one at a time, and the others find it built.
+mkdir -p "$(dirname "$OUT")"
+exec 9>"$OUT.lock"
+flock 9
 [ -s "$OUT/initrd-sd.gz" ] && [ "$(cat "$OUT/version" 2>/dev/null)" = "$VERSION" ] && exit 0
 mkdir -p "$OUT"
 W=$(mktemp -d "$OUT/build.XXXXXX")

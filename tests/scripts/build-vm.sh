@@ -8,6 +8,10 @@
 set -eu
 VERSION=3 # bump when the image changes
 OUT=$(realpath -m "$1")
+# Tests build this in parallel: one at a time, and the others find it built.
+mkdir -p "$(dirname "$OUT")"
+exec 9>"$OUT.lock"
+flock 9
 [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initrd.gz" ] && [ "$(cat "$OUT/version" 2>/dev/null)" = "$VERSION" ] && exit 0
 mkdir -p "$OUT"
 W=$(mktemp -d "$OUT/build.XXXXXX")

@@ -163,11 +163,12 @@ phx_write() {
 # shellcheck disable=SC2034
 phx_verify() {
   if [ -z "${phx_has_sha:-}" ]; then
-    phx_has_sha=no
+    phx_has_sha=no phx_has_head=no
     if command -v sha256sum >/dev/null 2>&1; then phx_has_sha=yes; fi
+    if command -v head >/dev/null 2>&1; then phx_has_head=yes; fi
   fi
   if [ "$phx_has_sha" = yes ]; then
-    got=$(sha256sum </proc/self/fd/3) || {
+    got=$(phx_upto "$(($2 + 1))" | sha256sum) || {
       why="cannot read back the file"
       return 1
     }
@@ -178,7 +179,7 @@ phx_verify() {
     fi
     return 0
   fi
-  phx_n=$(wc -c </proc/self/fd/3) || {
+  phx_n=$(phx_upto "$(($2 + 1))" | wc -c) || {
     why="cannot read back the file"
     return 1
   }
@@ -188,6 +189,16 @@ phx_verify() {
     return 1
   fi
   how=size got=-
+}
+
+# phx_upto N: at most N bytes of the file behind descriptor 3 (all of it without head):
+# its owner may keep appending to it while it is read back.
+phx_upto() {
+  if [ "$phx_has_head" = yes ]; then
+    head -c "$1" </proc/self/fd/3
+  else
+    cat </proc/self/fd/3
+  fi
 }
 
 # phx_commit TMP NAME: rename TMP over NAME in the working directory (never into NAME

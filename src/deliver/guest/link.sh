@@ -24,7 +24,9 @@ while [ "$phx_i" -lt "$phx_count" ]; do
     echo "err $phx_i $PWD/$name is a directory"
     continue
   fi
-  if ! ln -s -- "$target" "$tmp" 2>/dev/null; then
+  # -n: a link another user planted at the (argv-visible) temporary name is not followed
+  # into the directory it points to; ln fails instead.
+  if ! ln -s -n -- "$target" "$tmp" 2>/dev/null; then
     echo "err $phx_i cannot create a link in $PWD"
     continue
   fi

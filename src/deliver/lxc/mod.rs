@@ -598,13 +598,12 @@ fn ram_dir() -> Result<(), String> {
     if !root_only(&st) {
         return Err(format!("{dir} can be written by users other than root"));
     }
-    // Others may enter it (to read the files their manifest gave them), not list it.
-    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o711))
-        .map_err(|e| format!("cannot set the mode of {dir}: {}", e.desc()))?;
     let fs = fstatfs(&fd).map_err(|e| format!("cannot statfs {dir}: {}", e.desc()))?;
     let t = fs.filesystem_type();
     if t == TMPFS_MAGIC || t == RAMFS_MAGIC {
-        Ok(())
+        // Others may enter it (to read the files their manifest gave them), not list it.
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o711))
+            .map_err(|e| format!("cannot set the mode of {dir}: {}", e.desc()))
     } else {
         Err(format!(
             "{dir} is not on a RAM-backed filesystem (filesystem type {:#x}); mount a tmpfs on /run in the container",
