@@ -29,6 +29,9 @@ def timed(argv, cwd, runs=3):
         t = time.monotonic()
         out = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
         times.append(time.monotonic() - t)
+        # 0 (nothing found) or 1 (findings); anything else is a crash, not a result.
+        if out.returncode not in (0, 1):
+            sys.exit(f"{argv[0]} failed (exit {out.returncode}): {out.stderr[-2000:]}")
     return statistics.median(times), out
 
 

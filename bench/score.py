@@ -50,7 +50,7 @@ def score(corpus, findings, tool="?"):
                 return (path, s)
         return (path, line)
 
-    positives, docs, fixtures = set(), set(), set()
+    positives, docs = set(), set()
     with open(os.path.join(corpus, "labels.txt")) as f:
         for raw in f:
             raw = raw.strip()
@@ -63,8 +63,6 @@ def score(corpus, findings, tool="?"):
                 docs.add(u)
             else:
                 positives.add(u)
-                if tag.strip() == "fixture":
-                    fixtures.add(u)
     found, doc_violations, fp = set(), [], set()
     for x in findings:
         sev = x.get("severity") or "medium"

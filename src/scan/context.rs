@@ -35,22 +35,19 @@ pub enum Special {
 pub fn kind(path: &str, text: &str) -> FileKind {
     let lower = path.to_ascii_lowercase();
     let name = lower.rsplit('/').next().unwrap_or(&lower);
-    let head = &text[..text.len().min(4096)];
+    let mut n = text.len().min(4096);
+    while !text.is_char_boundary(n) {
+        n -= 1;
+    }
+    let head = &text[..n];
     let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
     let doc = matches!(
         ext,
         "md" | "markdown" | "rst" | "adoc" | "asciidoc" | "html" | "htm"
     ) || (matches!(ext, "yaml" | "yml" | "json")
-        && [
-            "openapi:",
-            "swagger:",
-            "\"openapi\"",
-            "\"swagger\"",
-            "\"$schema\"",
-            "$schema:",
-        ]
-        .iter()
-        .any(|m| head.contains(m)));
+        && ["openapi:", "swagger:", "\"openapi\"", "\"swagger\""]
+            .iter()
+            .any(|m| head.contains(m)));
     const FIXTURE_DIRS: &[&str] = &[
         "test", "tests", "testdata", "testing", "spec", "specs", "fixture", "fixtures", "example",
         "examples", "sample", "samples", "demo", "demos", "mock", "mocks",
@@ -72,7 +69,9 @@ pub fn kind(path: &str, text: &str) -> FileKind {
         ".pgpass" | "pgpass" | "pgpass.conf" => Special::Pgpass,
         n if n.ends_with(".netrc") => Special::Netrc,
         n if n.ends_with(".pgpass") => Special::Pgpass,
-        n if n.contains("htpasswd")
+        n if n == "htpasswd"
+            || n == ".htpasswd"
+            || n.ends_with(".htpasswd")
             || n == "shadow"
             || n == "shadow-"
             || n.ends_with(".shadow") =>
@@ -396,6 +395,9 @@ fn continued_hits(parts: &[(usize, &str)]) -> Vec<(usize, Hit)> {
         joined.push(' ');
     }
     let mut out = Vec::new();
+    if !rules::has_trigger(&joined) {
+        return out;
+    }
     for mut h in rules::scan_line(&joined) {
         let k = starts.iter().rposition(|&s| s <= h.start).unwrap_or(0);
         let (i, l) = parts[k];
@@ -668,8 +670,9 @@ mod tests {
 
     #[test]
     fn documentation_and_fixtures_are_lowered_with_a_reason() {
-        let api = "openapi: 3.0.0\ncomponents:\n  schemas:\n    Login:\n      properties:\n        password:\n          type: string\n          example: Gen3ratedPw7\n";
+        let api = "openapi: 3.0.0\ncomponents:\n  schemas:\n    Login:\n      example:\n        password: Gen3ratedPw7xQ2\n";
         let f = scan_file("api/openapi.yaml", api);
+        assert!(!f.is_empty());
         assert!(f.iter().all(|(_, h)| h.severity <= Severity::Low));
         let f = scan_file("tests/fixtures/app.env", "DB_PASSWORD=Gen3ratedPw8x9Yq2\n");
         assert_eq!(f[0].1.severity, Severity::Medium);

@@ -83,9 +83,21 @@ impl Finding {
 /// Scan text (one file's content). `path` names it in findings (and says what kind of
 /// file it is: see [`context`]).
 pub fn scan_text(path: &str, commit: Option<&str>, text: &str, out: &mut Vec<Finding>) {
+    scan_text_as(path, path, commit, text, out);
+}
+
+/// [`scan_text`], with the file's kind judged from `kind_path` (its path inside the
+/// tree scanned).
+fn scan_text_as(
+    path: &str,
+    kind_path: &str,
+    commit: Option<&str>,
+    text: &str,
+    out: &mut Vec<Finding>,
+) {
     let mut seen: HashMap<(&'static str, String), usize> = HashMap::new();
     let lines: Vec<&str> = text.lines().collect();
-    for (i, h) in context::scan_file(path, text) {
+    for (i, h) in context::scan_file(kind_path, text) {
         let line = lines[i];
         if line.contains(ALLOW_MARKER) {
             continue;
@@ -224,7 +236,14 @@ fn scan_entry(root: &Utf8Path, entry: &ignore::DirEntry) -> (Vec<Finding>, Stats
         Ok(r) if !r.as_str().is_empty() => root.join(r).to_string(),
         _ => path.to_string(),
     };
-    scan_text(&shown, None, text, &mut out);
+    // What kind of file it is depends on where it sits in the tree scanned, not on the
+    // directory the tree is in (a checkout under `.../test/` is not a fixture).
+    let rel = path
+        .strip_prefix(root)
+        .ok()
+        .filter(|r| !r.as_str().is_empty())
+        .map_or(shown.as_str(), Utf8Path::as_str);
+    scan_text_as(&shown, rel, None, text, &mut out);
     (out, st)
 }
 
@@ -417,11 +436,7 @@ fn group_by_secret(
     head: &BTreeSet<String>,
 ) -> Vec<Finding> {
     use hmac::{Hmac, Mac};
-    let mut key = [0u8; 32];
-    if getrandom(&mut key).is_err() {
-        // Grouping still works with any key; only the ids become guessable offline.
-        key = Sha256::digest(std::process::id().to_le_bytes()).into();
-    }
+    let key: [u8; 32] = rand::random();
     let id_of = |v: &str| {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
         mac.update(v.as_bytes());
@@ -438,7 +453,10 @@ fn group_by_secret(
         let in_head = head.contains(&blob);
         match index.get(&id) {
             Some(&g) => {
-                let (_, commits, h, paths) = &mut groups[g];
+                let (first, commits, h, paths) = &mut groups[g];
+                // The secret is as bad as its worst place (a value first seen in a
+                // README, capped at low, is still high in a script).
+                first.severity = first.severity.max(f.severity);
                 if let Some(c) = &f.commit
                     && !commits.iter().any(|(_, x)| x == c)
                 {
@@ -477,10 +495,6 @@ fn group_by_secret(
             f
         })
         .collect()
-}
-
-fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
-    fs::File::open("/dev/urandom")?.read_exact(buf)
 }
 
 /// Scan what is staged for the next commit in the git repository at `repo` (the index,

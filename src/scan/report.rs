@@ -11,22 +11,23 @@ use super::rules::{RULES, Severity};
 pub fn text(findings: &[Finding]) -> String {
     let mut out = String::new();
     for f in findings {
+        // Names, details and paths come from the files scanned: escaped for a terminal.
+        let path = crate::text::shown(f.path.as_bytes(), 1000);
         let at = match (&f.commit, &f.history) {
             (_, Some(h)) => format!(
                 "{}:{}:{} (introduced in commit {})",
-                f.path, f.line, f.column, h.introduced
+                path, f.line, f.column, h.introduced
             ),
-            (Some(c), None) => format!("{}:{}:{} (commit {c})", f.path, f.line, f.column),
-            (None, None) => format!("{}:{}:{}", f.path, f.line, f.column),
+            (Some(c), None) => format!("{}:{}:{} (commit {c})", path, f.line, f.column),
+            (None, None) => format!("{}:{}:{}", path, f.line, f.column),
         };
         let name = f
             .name
             .as_deref()
-            .map_or(String::new(), |n| format!(" {n} ="));
-        let detail = f
-            .detail
-            .as_deref()
-            .map_or(String::new(), |d| format!(" ({d})"));
+            .map_or(String::new(), |n| format!(" {} =", crate::text::name(n)));
+        let detail = f.detail.as_deref().map_or(String::new(), |d| {
+            format!(" ({})", crate::text::shown(d.as_bytes(), 200))
+        });
         out.push_str(&format!(
             "{at}: {} [{}]{name} {}{detail}\n",
             f.rule,
@@ -46,7 +47,11 @@ pub fn text(findings: &[Finding]) -> String {
                     0 => "in no later commit".to_string(),
                     n => format!("in {n} later commit(s): {}", h.changed_in.join(", ")),
                 },
-                h.paths.join(", "),
+                h.paths
+                    .iter()
+                    .map(|p| crate::text::shown(p.as_bytes(), 1000))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ));
         }
     }

@@ -156,7 +156,7 @@ pub fn has_trigger(line: &str) -> bool {
         tools.sort();
         tools.dedup();
         regex::bytes::Regex::new(&format!(
-            "(?i:{})|\\b(?:{})\\b",
+            "(?i:{})|(?-u:\\b)(?:{})(?-u:\\b)",
             words.join("|"),
             tools.join("|")
         ))
@@ -895,7 +895,8 @@ pub fn passwd_heredoc(line: &str) -> Option<(String, bool)> {
             .expect("a valid built-in pattern")
     });
     static TOOL: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"\b(vncpasswd|smbpasswd|passwd|chpasswd|pdbedit|x11vnc|kinit|ldappasswd)\b")
+        // A command, not a path (`cat >> /etc/passwd <<EOF` feeds no password tool).
+        Regex::new(r"(?:^|[\s|;&(])(?:sudo\s+)?(vncpasswd|smbpasswd|passwd|chpasswd|pdbedit|x11vnc|kinit|ldappasswd)\b")
             .expect("a valid built-in pattern")
     });
     let end = HEREDOC.captures(line)?.get(1)?.as_str().to_string();
@@ -923,13 +924,18 @@ pub fn hash_salt_is_random(v: &str) -> bool {
         return rest.len() >= 16 && !rest.contains("AAAA");
     }
     let parts: Vec<&str> = v.split('$').collect();
-    // `$id$[rounds=N$]salt$hash`
-    let salt = parts
-        .iter()
-        .skip(2)
-        .find(|p| !p.starts_with("rounds=") && !p.is_empty())
-        .copied()
-        .unwrap_or_default();
+    // `$id$[rounds=N$]salt$hash`; bcrypt is `$2y$COST$` then 22 characters of salt and
+    // the hash in one field.
+    let salt = if parts.get(1).is_some_and(|id| id.starts_with('2')) {
+        parts.get(3).map_or("", |f| &f[..f.len().min(22)])
+    } else {
+        parts
+            .iter()
+            .skip(2)
+            .find(|p| !p.starts_with("rounds=") && !p.is_empty())
+            .copied()
+            .unwrap_or_default()
+    };
     let lower = salt.to_ascii_lowercase();
     salt.len() >= 8
         && ![
@@ -1588,6 +1594,9 @@ mod tests {
         let h = scan_line("password: \"$6$saltsalt$9mLmaPoBdFf0pZWUw1hYlPeRUeUrFu2Xpj0cbVBpvP8\"");
         assert_eq!(h[0].severity, Severity::Info);
         assert!(hits("#  user:$apr1$salt$Xxd1irWT9ycqoYxGFn4cb.").is_empty());
+        assert!(hash_salt_is_random(
+            "$2y$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+        ));
         // expect(1) answers and literals written to credential files.
         assert_eq!(expect_send("  send \"gxvpi700\\r\""), Some((8, 16)));
         assert_eq!(expect_send("send \"$pw\\r\""), None);

@@ -1069,6 +1069,9 @@ fn apply(tool: &str, form: &Form, args: &[Word], out: &mut Vec<ToolHit>) {
                     let w = &args[j];
                     let rest: String = w.text.chars().skip(off).collect();
                     if let Some((key, v)) = rest.split_once('=')
+                        && key
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
                         && crate::scan::rules::is_secret_name(key)
                     {
                         let a = off + char_len(key) + 1;
