@@ -96,6 +96,37 @@ pub fn write(cfg: &Config, vmid: Vmid, creds: &[Credential]) -> Result<(), Strin
     Ok(())
 }
 
+/// The credentials the VM's `args` hand to QEMU from `dir(cfg, vmid)` (phx-hook's own
+/// `-fw_cfg` entries), by name.
+pub fn named_in(cfg: &Config, vmid: Vmid, args: &str) -> Vec<String> {
+    let prefix = format!("file={}/", dir(cfg, vmid));
+    args.split_whitespace()
+        .filter_map(|w| w.split(',').find_map(|p| p.strip_prefix(&prefix)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// An empty file for every credential `args` names that pre-start did not write (a
+/// migration target's or a backup's start that goes on without the vault, a guest whose
+/// manifest is gone): QEMU refuses to start when an `-fw_cfg` file is missing (qemu
+/// `softmmu/vl.c` `parse_fw_cfg`: "can't load"), which would break the very starts that
+/// were to go on. How many were made.
+pub fn placeholders(cfg: &Config, vmid: Vmid, args: &str) -> usize {
+    let names = named_in(cfg, vmid, args);
+    let d = dir(cfg, vmid);
+    let missing: Vec<&String> = names.iter().filter(|n| !d.join(n).exists()).collect();
+    if missing.is_empty()
+        || crate::files::ram_dir(&cfg.pve.credentials_dir, 0o711).is_err()
+        || crate::files::ram_dir(&d, 0o700).is_err()
+    {
+        return 0;
+    }
+    missing
+        .iter()
+        .filter(|n| crate::files::replace_private(&d.join(n), b"", false).is_ok())
+        .count()
+}
+
 /// Remove the credentials of `vmid` from the host (QEMU holds its own copy once it runs);
 /// how many there were.
 pub fn remove(cfg: &Config, vmid: Vmid) -> usize {
@@ -173,5 +204,20 @@ mod tests {
             merged_args(&c, id, Some(&b), &[]),
             "-cpu host -fw_cfg name=opt/other,file=/etc/x"
         );
+    }
+
+    /// A start that goes on without the vault still gets every file its args name
+    /// (empty), or QEMU would refuse to start.
+    #[test]
+    fn placeholders_for_what_pre_start_did_not_write() {
+        let t = tempfile::tempdir_in("/dev/shm").unwrap();
+        let c = cfg(t.path().to_str().unwrap());
+        let id: Vmid = "201".parse().unwrap();
+        let args = merged_args(&c, id, Some("-cpu host"), &["db", "tls.key"]);
+        assert_eq!(named_in(&c, id, &args), ["db", "tls.key"]);
+        assert_eq!(placeholders(&c, id, &args), 2);
+        assert_eq!(fs::read(dir(&c, id).join("db")).unwrap(), b"");
+        assert_eq!(placeholders(&c, id, &args), 0, "only what is missing");
+        assert_eq!(placeholders(&c, id, "-cpu host"), 0);
     }
 }

@@ -114,7 +114,10 @@ pub fn mapped_root(text: &str) -> (u32, u32) {
     // (pve-container `update_lxc_config`: Proxmox adds its default map only when there
     // is none).
     let maps = raw_values(text, "lxc.idmap");
-    let unprivileged = crate::pve::config_value(text, "unprivileged").is_some_and(|v| v == "1");
+    // `unprivileged` is a boolean as pve-container parses one (1, yes, on, true).
+    let unprivileged = crate::pve::config_value(text, "unprivileged")
+        .and_then(|v| crate::pve::parse_boolean(&v))
+        == Some(true);
     if !unprivileged && maps.is_empty() {
         return (0, 0);
     }
@@ -267,7 +270,9 @@ pub fn collect(cfg: &Config, vmid: Vmid) -> Option<HookReport> {
             f.take(MAX_REPORT).read_to_end(&mut buf).ok()?;
             serde_json::from_slice(&buf).ok()
         });
-    crate::credentials::remove(cfg, vmid);
+    if report.is_some() {
+        crate::credentials::remove(cfg, vmid);
+    }
     let pending = read_pending(cfg, vmid);
     let delivered: Vec<Pending> = match &report {
         Some(r) => pending
@@ -363,7 +368,11 @@ pub fn hook_main(staging: &Utf8Path, name: Option<&str>) -> i32 {
     let dir = match fs::File::open(staging) {
         Ok(d) => d,
         // No bundle for this start (a reboot from inside: `reconcile` repairs it).
-        Err(_) => return 0,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
+        Err(e) => {
+            eprintln!("phx-hook: {HOOK_COMMAND}: cannot open `{staging}`: {e}");
+            return 1;
+        }
     };
     let bundle = match read_bundle(staging) {
         Ok(Some(b)) => b,
@@ -472,7 +481,16 @@ fn read_bundle(staging: &Utf8Path) -> Result<Option<Bundle>, String> {
     }
     serde_json::from_slice(&buf)
         .map(Some)
-        .map_err(|e| format!("`{path}` is not a bundle phx-hook wrote: {e}"))
+        // serde_json's message can quote the text it met, which may be a value: only
+        // where and what kind of error.
+        .map_err(|e| {
+            format!(
+                "`{path}` is not a bundle phx-hook wrote ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            )
+        })
 }
 
 fn to_delivery(f: &StagedFile) -> Result<Delivery, String> {
@@ -480,7 +498,7 @@ fn to_delivery(f: &StagedFile) -> Result<Delivery, String> {
     let content = zeroize::Zeroizing::new(
         base64::engine::general_purpose::STANDARD
             .decode(&f.content)
-            .map_err(|e| e.to_string())?,
+            .map_err(|_| "its content is not base64".to_string())?,
     );
     Ok(Delivery {
         dest: f.dest.parse()?,

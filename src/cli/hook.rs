@@ -78,6 +78,20 @@ pub(crate) fn run(vmid: Vmid, phase: &str, config: Option<&Utf8Path>) -> Exit {
         }
     };
     let code = chain(&cfg, vmid, &phase, code);
+    if phase == Phase::PreStart
+        && code == Exit::Ok
+        && let Some(args) = crate::pve::find_guest(&cfg.pve.config_dir, vmid)
+            .ok()
+            .filter(|g| g.kind == GuestKind::Qemu)
+            .and_then(|g| g.get("args"))
+    {
+        let n = crate::credentials::placeholders(&cfg, vmid, &args);
+        if n > 0 {
+            eprintln!(
+                "phx-hook: warning: guest {vmid}: {n} credential(s) its args pass to QEMU are empty for this start (QEMU would not start without the files)"
+            );
+        }
+    }
     if phase == Phase::PreStart && code != Exit::Ok {
         // The start is aborted: nothing may wait in host RAM for a QEMU or a mount hook
         // that will not run.
@@ -273,7 +287,7 @@ fn credentials_for_qemu(
 /// HA or a migration moved it to, say) fails the start, instead of booting it without
 /// them. Any other guest (a clone that inherited the hookscript) starts, with a warning.
 fn no_manifest(cfg: &Config, audit: &Audit, vmid: Vmid) -> Exit {
-    let path = cfg.manifests.join(format!("{vmid}.yaml"));
+    let path = crate::manifest::path_for(&cfg.manifests, vmid);
     if !crate::register::is_registered(cfg, vmid) {
         let ours = crate::pve::find_guest(&cfg.pve.config_dir, vmid)
             .ok()
@@ -385,11 +399,12 @@ fn post_start(cfg: &Config, audit: &Audit, vmid: Vmid, config: Option<&Utf8Path>
     Exit::Ok
 }
 
+/// The most files of a mount hook's report that are audited.
+const MAX_REPORTED: usize = 4096;
+
 /// The mount hook's report, in the task log (one line) and the audit trail (a line per
 /// file). Its text came from a process the container's root could have tampered with
 /// once its init ran: escaped and cut like any guest text.
-const MAX_REPORTED: usize = 4096;
-
 fn early_report(audit: &Audit, vmid: Vmid, report: &crate::early::HookReport, phase: &str) {
     let failed = report.files.iter().filter(|f| f.3.is_some()).count();
     let ok = report.files.len() - failed;
@@ -628,7 +643,9 @@ fn after_early(
             cancel,
         },
     );
-    write_audit(audit, &synced.events);
+    let mut events = vec![hook::decrypt_event(vmid, "post-start", &p.vault)];
+    events.extend(synced.events);
+    write_audit(audit, &events);
     match synced.state {
         crate::engine::State::InSync => {
             sys.log(

@@ -113,10 +113,10 @@ pub(crate) fn run(
     watch(cfg, &args, config)
 }
 
-/// One pass, under the node's reconcile lock.
 /// How old a staging directory in `pve.credentials_dir` must be to be left over.
 const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// One pass, under the node's reconcile lock.
 fn pass(
     cfg: &Config,
     args: &ReconcileArgs,

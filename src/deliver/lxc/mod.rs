@@ -425,8 +425,6 @@ impl Db {
     }
 }
 
-/// In the child: write one file at `dest` (`d.dest`, or its RAM path). Errors are
-/// one-line messages without values.
 /// What a file looked like right after it was written (for the worker to know it is
 /// still what was written; `uid`/`gid` differ between sides of an idmap, so they are
 /// not part of it).
@@ -455,6 +453,8 @@ impl Written {
     }
 }
 
+/// In the child: write one file at `dest` (`d.dest`, or its RAM path). Errors are
+/// one-line messages without values.
 fn write_one(d: &Delivery, dest: &GuestPath, db: &mut Db) -> Result<Written, String> {
     let uid = db.id(&d.owner, "user")?;
     let gid = db.id(&d.group, "group")?;
