@@ -137,7 +137,7 @@ fn a_guest_cannot_make_a_ram_only_file_land_on_disk() {
 #[test]
 fn through_the_agent_ram_only_files_go_to_ram_or_nowhere() {
     use phx_hook::deliver::qga::QgaTransport;
-    let (ram, _) = values();
+    let (ram, disk) = values();
     let manifest = "guest: qemu\nfiles:\n  - {dest: /etc/app/token, key: app/api_token, storage: ram}\n  - {dest: /etc/app/db, key: app/db_password}\n";
     // /run on the host's disk.
     let t = tempfile::tempdir().unwrap();
@@ -167,6 +167,8 @@ fn through_the_agent_ram_only_files_go_to_ram_or_nowhere() {
         Vec::<String>::new(),
         "in the guest's disk"
     );
+    // The control: the same search finds the disk file's value.
+    assert!(!holders(&g.path("/"), disk.as_bytes()).is_empty());
     let mut agent = QgaTransport::new(
         "201".parse().unwrap(),
         g.socket(),

@@ -489,14 +489,17 @@ fn systemd_imports_the_credentials_at_boot() {
     let args = vm_args(&conf);
     sim.phx(&["201", "pre-start"]).assert_code(0);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let vm = Vm::boot_systemd(
+    let mut vm = Vm::boot_systemd(
         &vm_images.join("vmlinuz"),
         &sdvm.join("initrd-sd.gz"),
         &sim.path("qga"),
         &args,
     );
     let t = std::time::Instant::now();
-    while !vm.console().contains("PHX-CRED") && t.elapsed() < Duration::from_secs(300) {
+    while !vm.console().contains("PHX-CRED")
+        && t.elapsed() < Duration::from_secs(300)
+        && vm.child.try_wait().unwrap().is_none()
+    {
         std::thread::sleep(Duration::from_millis(500));
     }
     sim.phx(&["201", "post-start"]).assert_code(0);

@@ -17,7 +17,9 @@ VM=$(realpath "$3")
 mkdir -p "$(dirname "$OUT")"
 exec 9>"$OUT.lock"
 flock 9
-[ -s "$OUT/initrd-sd.gz" ] && [ "$(cat "$OUT/version" 2>/dev/null)" = "$VERSION" ] && exit 0
+# Built by this version from these inputs (their own versions).
+STAMP="$VERSION $(cat "$SD/../version" 2>/dev/null) $(cat "$VM/version" 2>/dev/null)"
+[ -s "$OUT/initrd-sd.gz" ] && [ "$(cat "$OUT/version" 2>/dev/null)" = "$STAMP" ] && exit 0
 mkdir -p "$OUT"
 W=$(mktemp -d "$OUT/build.XXXXXX")
 trap 'rm -rf "$W"' EXIT
@@ -58,4 +60,4 @@ ln -s ../phx-cred.service "$O/etc/systemd/system/multi-user.target.wants/phx-cre
 (cd "$O" && find . | busybox cpio -o -H newc 2>/dev/null) >> "$W/root.cpio"
 gzip -1 < "$W/root.cpio" > "$W/initrd-sd.gz"
 mv "$W/initrd-sd.gz" "$OUT/initrd-sd.gz"
-echo "$VERSION" > "$OUT/version"
+echo "$STAMP" > "$OUT/version"

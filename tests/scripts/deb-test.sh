@@ -17,6 +17,7 @@ made=""
 for d in /var/log/phx-hook /var/lib/phx-hook; do [ -e "$d" ] || made="$made $d"; done
 cleanup() {
   dpkg -P phx-hook >/dev/null 2>&1 || true
+  gpgconf --kill gpg-agent 2>/dev/null || true
   # shellcheck disable=SC2086 # a list of paths without spaces
   rm -rf /etc/phx-hook "$W" $made
 }

@@ -138,7 +138,9 @@ class ConfigLock:
 
 def exec_hookscript(conf_text, vmid, phase, stop_on_error, extra_env=None, quiet=False):
     """PVE::GuestHelpers::exec_hookscript (run_command semantics, see the module doc).
-    quiet: the output is lost (a CT's post-stop runs from LXC, which logs it at DEBUG)."""
+    quiet: the output is lost. A CT's post-stop runs from pve-container's
+    src/lxc-pve-poststop-hook, which LXC starts as a hook (lxc src/lxc/conf.c run_buffer
+    logs a hook's output at DEBUG only; docs/PROXMOX.md 15.7)."""
     volid = conf_value(conf_text, "hookscript")
     if not volid:
         return
@@ -293,7 +295,11 @@ def qemu_kill(vmid, conf, quiet=False):
 
 def set_hookscript(kind, vmid, lock_path, args):
     """`qm set` / `pct set` (update_vm_api / update_pct_config): only the local node's
-    guests; `--hookscript` checked by check_hookscript."""
+    guests; `--hookscript` checked by check_hookscript. `qm set --args` / `--delete args`:
+    only root@pam may set `args` (qemu-server src/PVE/API2/Qemu.pm
+    $check_vm_modify_config_perm, "catches args": "only root can set 'args' config"; the
+    stand-in runs as root), and config_to_command (src/PVE/QemuServer.pm) appends it to
+    QEMU's command line through PVE::Tools::split_args."""
     conf = config_path(kind, vmid)
     if not os.path.exists(conf):
         die(f"Configuration file 'nodes/{NODE}/{'qemu-server' if kind == 'qemu' else 'lxc'}/{vmid}.conf' does not exist")
@@ -304,7 +310,6 @@ def set_hookscript(kind, vmid, lock_path, args):
     elif args == ["--delete", "hookscript"]:
         set_conf_value(conf, "hookscript", None)
     elif kind == "qemu" and args[:1] == ["--args"] and len(args) == 2:
-        # `args` (root@pam only: API2/Qemu.pm), appended to QEMU's command line.
         set_conf_value(conf, "args", args[1])
     elif kind == "qemu" and args == ["--delete", "args"]:
         set_conf_value(conf, "args", None)
